@@ -1,0 +1,41 @@
+"""Provider metadata read by Airflow's providers manager (entry point ``apache_airflow_provider``)."""
+
+from __future__ import annotations
+
+
+def get_provider_info() -> dict:
+    from symbl_airflow.version import __version__
+
+    return {
+        "package-name": "symbl-airflow",
+        "name": "Symbl.ai",
+        "description": "Symbl.ai conversation intelligence: async video API, jobs and insights.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "Symbl.ai",
+                "external-doc-url": "https://docs.symbl.ai/",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [{"integration-name": "Symbl.ai", "python-modules": ["symbl_airflow.hooks"]}],
+        "triggers": [{"integration-name": "Symbl.ai", "python-modules": ["symbl_airflow.triggers"]}],
+        "operators": [{"integration-name": "Symbl.ai", "python-modules": ["symbl_airflow.operators"]}],
+        "sensors": [{"integration-name": "Symbl.ai", "python-modules": ["symbl_airflow.sensors"]}],
+        "connection-types": [
+            {
+                "hook-class-name": "symbl_airflow.hooks.SymblHook",
+                "connection-type": "symbl",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port"],
+                    "relabeling": {"host": "Base URL", "login": "App ID", "password": "App Secret"},
+                    "placeholders": {
+                        "host": "https://api.symbl.ai",
+                        "login": "your Symbl App ID",
+                        "password": "your Symbl App Secret",
+                        "extra": '{"timeout": 300, "token_refresh_margin": 300}',
+                    },
+                },
+            }
+        ],
+    }
