@@ -1,0 +1,138 @@
+"""Exceptions raised by the Symbl hooks.
+
+Each API error carries what an operator needs to decide and what a human needs to debug it: the
+HTTP status, Symbl's own ``message``, the endpoint and method, and the conversation / job id.
+None of them ever carries a token or the App Secret.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk.exceptions import AirflowException
+
+#: Longest Symbl message kept in an exception (bodies of proxies' error pages can be huge).
+MAX_MESSAGE_CHARS = 500
+
+
+class SymblError(AirflowException):
+    """A Symbl API call failed; ``str(e)`` names the call, the status, Symbl's message and the ids."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        endpoint: str = "",
+        method: str = "",
+        conversation_id: str | None = None,
+        job_id: str | None = None,
+    ) -> None:
+        message = str(message or "")
+        if len(message) > MAX_MESSAGE_CHARS:
+            message = message[:MAX_MESSAGE_CHARS] + "..."
+        self.message = message
+        self.status = status
+        self.endpoint = endpoint
+        self.method = method
+        self.conversation_id = conversation_id
+        self.job_id = job_id
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        if self.method or self.endpoint:
+            outcome = f"HTTP {self.status}" if self.status is not None else "no response"
+            text = f"Symbl API {self.method} {self.endpoint} failed ({outcome})"
+            if self.message:
+                text += f": {self.message}"
+        else:
+            text = self.message
+        ids = [
+            f"{name}={value}"
+            for name, value in (("conversation_id", self.conversation_id), ("job_id", self.job_id))
+            if value
+        ]
+        if ids:
+            text += " [" + ", ".join(ids) + "]"
+        return text
+
+    def __str__(self) -> str:
+        return self._render()
+
+    def __reduce__(self):
+        # Keyword-only arguments do not survive the default exception pickling.
+        return (_rebuild, (type(self), self.message, self.__dict__.copy()))
+
+
+def _rebuild(cls, message, state):
+    obj = cls.__new__(cls)
+    Exception.__init__(obj, message)
+    obj.__dict__.update(state)
+    return obj
+
+
+class SymblBadRequestError(SymblError):
+    """HTTP 400: Symbl rejected the request (an option or the media); never retried."""
+
+
+class SymblAuthError(SymblError):
+    """HTTP 401/403: bad App ID / App Secret, or a token Symbl refused even after one refresh."""
+
+
+class SymblNotFoundError(SymblError):
+    """HTTP 404: unknown conversation or job (or, for some insights, not ready yet)."""
+
+
+class SymblRateLimitError(SymblError):
+    """HTTP 429 after the retry budget ran out (usually the account's concurrent-job limit)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)
+
+
+class SymblServerError(SymblError):
+    """HTTP 5xx (after retries for idempotent calls and definite refusals)."""
+
+
+class SymblConnectionError(SymblError):
+    """No response at all (connection refused, reset or timed out) once retries were exhausted."""
+
+
+class SymblAmbiguousSubmissionError(SymblError):
+    """An upload was (partly) sent and no response came back: Symbl may or may not have accepted it.
+
+    It is never retried automatically because a blind retry could append the same video twice.
+    """
+
+
+class SymblBodyLengthError(SymblError, ValueError):
+    """The upload source produced more or fewer bytes than the declared length (nothing accepted)."""
+
+
+class SymblConfigError(AirflowException, ValueError):
+    """The Airflow connection cannot be used (missing App ID / App Secret, bad extras)."""
+
+
+class SymblOptionsError(ValueError):
+    """An invalid processing option; raised before any request. Names the option and what is allowed."""
+
+    def __init__(self, message: str, *, option: str | None = None, allowed: str | None = None) -> None:
+        self.option = option
+        self.allowed = allowed
+        super().__init__(message)
+
+
+def error_class_for_status(status: int | None) -> type[SymblError]:
+    """Map an HTTP status to the exception type operators can catch."""
+    if status is None:
+        return SymblConnectionError
+    if status == 400:
+        return SymblBadRequestError
+    if status in (401, 403):
+        return SymblAuthError
+    if status == 404:
+        return SymblNotFoundError
+    if status == 429:
+        return SymblRateLimitError
+    if status >= 500:
+        return SymblServerError
+    return SymblError

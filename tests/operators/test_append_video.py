@@ -1,0 +1,289 @@
+"""SymblAppendVideoOperator against the real sandbox and a real local S3 (moto server), via dag.test()."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from datetime import datetime, timedelta
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+CUES = [
+    [("Alice", "Welcome to part one."), ("Bob", "Thanks, Alice.")],
+    [("Alice", "This is part two."), ("Bob", "Can we ship on Friday?")],
+    [("Alice", "Part three wraps up."), ("Bob", "I will send the notes.")],
+]
+RESULTS: dict[str, object] = {}
+
+
+def _dag(**kwargs):
+    from airflow.sdk import DAG
+
+    return DAG(
+        dag_id=f"test_append_{uuid.uuid4().hex[:10]}",
+        schedule=None,
+        start_date=datetime(2024, 1, 1),
+        catchup=False,
+        default_args={"retries": 0, "retry_delay": timedelta(seconds=0)},
+        **kwargs,
+    )
+
+
+def _collect(key: str):
+    from airflow.sdk import task
+
+    @task(task_id=f"collect_{key}")
+    def collect(value):
+        RESULTS[key] = value
+
+    return collect
+
+
+def _upload(s3, bucket: str, key: str, data: bytes) -> str:
+    s3.client().put_object(Bucket=bucket, Key=key, Body=data)
+    return f"s3://{bucket}/{key}"
+
+
+def _ti_states(dr) -> dict[str, str]:
+    return {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def parts(s3, bucket, mp4):
+    datas = [mp4.make(c) for c in CUES]
+    uris = [_upload(s3, bucket, f"meeting/part-{i}.mp4", d) for i, d in enumerate(datas)]
+    return uris, datas
+
+
+def test_post_then_puts_in_order_with_exact_bytes(clean_sandbox, parts):
+    from symbl_airflow import SymblAppendVideoOperator
+
+    uris, datas = parts
+    with _dag() as dag:
+        first = SymblAppendVideoOperator(task_id="first", source=uris[0], name="Weekly sync")
+        rest = SymblAppendVideoOperator(
+            task_id="rest",
+            source=uris[1:],
+            conversation_id="{{ ti.xcom_pull(task_ids='first')['conversation_id'] }}",
+        )
+        first >> rest >> _collect("append_order")(rest.output)
+    dr = dag.test()
+    assert dr.state == "success", _ti_states(dr)
+
+    ledger = clean_sandbox.ledger()
+    assert [e["method"] for e in ledger] == ["POST", "PUT", "PUT"]
+    assert [e["sha256"] for e in ledger] == [_sha(d) for d in datas]
+    assert [e["size"] for e in ledger] == [len(d) for d in datas]
+    conversation_ids = {e["conversationId"] for e in ledger}
+    assert len(conversation_ids) == 1
+    assert ledger[0]["options"].get("name") == "Weekly sync"
+    result = RESULTS["append_order"]
+    assert result == {
+        "conversation_id": ledger[0]["conversationId"],
+        "job_ids": [e["jobId"] for e in ledger[1:]],
+        "sources": uris[1:],
+    }
+
+
+def test_transcript_follows_task_order(clean_sandbox, parts):
+    """Appends accumulate: the conversation's messages are part 1, then 2, then 3."""
+    from symbl_airflow import SymblAppendVideoOperator, SymblHook
+
+    uris, _ = parts
+    with _dag() as dag:
+        op = SymblAppendVideoOperator(
+            task_id="all", source=uris, wait_for_completion=True, deferrable=False, poll_interval=0.2
+        )
+        op >> _collect("transcript")(op.output)
+    dr = dag.test()
+    assert dr.state == "success", _ti_states(dr)
+    conversation_id = RESULTS["transcript"]["conversation_id"]
+    messages = SymblHook().get_insight(conversation_id, "messages")["messages"]
+    expected = [text for cues in CUES for _, text in cues]
+    assert [m["text"] for m in messages] == expected
+
+
+def test_list_resumes_after_failure_without_resending(clean_sandbox, parts):
+    """Part 2 is refused once (HTTP 500); the task retry resumes at part 2 and never resends part 1."""
+    from symbl_airflow import SymblAppendVideoOperator
+
+    uris, datas = parts
+    clean_sandbox.fault(match={"method": "PUT", "path": "/v1/process/video/*"}, action="status", status=500, times=1)
+    with _dag() as dag:
+        op = SymblAppendVideoOperator(task_id="all", source=uris, retries=1)
+        op >> _collect("resume")(op.output)
+    dr = dag.test()
+    assert dr.state == "success", _ti_states(dr)
+    ledger = clean_sandbox.ledger()
+    assert [e["method"] for e in ledger] == ["POST", "PUT", "PUT"]
+    assert [e["sha256"] for e in ledger] == [_sha(d) for d in datas]
+    assert RESULTS["resume"]["job_ids"] == [e["jobId"] for e in ledger]
+    ti = next(t for t in dr.get_task_instances() if t.task_id == "all")
+    assert ti.try_number == 2
+
+
+def test_crash_after_acceptance_reuses_recorded_jobs(clean_sandbox, parts):
+    """The worker 'dies' after Symbl accepted every part: the retry sends nothing and returns the same jobs."""
+    from symbl_airflow import SymblAppendVideoOperator
+
+    class CrashOnce(SymblAppendVideoOperator):
+        def execute(self, context):
+            result = super().execute(context)
+            if context["ti"].try_number == 1:
+                raise RuntimeError("simulated worker crash after Symbl accepted the parts")
+            return result
+
+    uris, _ = parts
+    with _dag() as dag:
+        op = CrashOnce(task_id="all", source=uris, retries=1)
+        op >> _collect("crash")(op.output)
+    dr = dag.test()
+    assert dr.state == "success", _ti_states(dr)
+    ledger = clean_sandbox.ledger()
+    assert len(ledger) == 3
+    assert RESULTS["crash"]["job_ids"] == [e["jobId"] for e in ledger]
+
+
+def test_unconfirmed_send_stops_retry_by_default(clean_sandbox, parts):
+    """Symbl accepts part 2 but the response is lost: the retry refuses to guess and nothing is duplicated."""
+    from symbl_airflow import SymblAppendVideoOperator
+
+    uris, _ = parts
+    clean_sandbox.fault(
+        match={"method": "PUT", "path": "/v1/process/video/*"}, action="drop", phase="after_accept", times=1
+    )
+    with _dag() as dag:
+        SymblAppendVideoOperator(task_id="all", source=uris, retries=1)
+    dr = dag.test()
+    assert dr.state == "failed"
+    ledger = clean_sandbox.ledger()
+    assert [e["method"] for e in ledger] == ["POST", "PUT"]  # part 2 accepted once, part 3 never sent
+
+
+def test_unconfirmed_send_can_be_resent_on_request(clean_sandbox, parts):
+    from symbl_airflow import SymblAppendVideoOperator
+
+    uris, _ = parts
+    clean_sandbox.fault(
+        match={"method": "PUT", "path": "/v1/process/video/*"}, action="drop", phase="after_body", times=1
+    )
+    with _dag() as dag:
+        SymblAppendVideoOperator(task_id="all", source=uris, retries=1, resend_unconfirmed=True)
+    dr = dag.test()
+    assert dr.state == "success", _ti_states(dr)
+    assert [e["method"] for e in clean_sandbox.ledger()] == ["POST", "PUT", "PUT"]
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_refusals_are_retried_without_duplicates(clean_sandbox, parts, status):
+    from symbl_airflow import SymblAppendVideoOperator
+
+    uris, datas = parts
+    clean_sandbox.fault(
+        match={"path": "/v1/process/video*"},
+        action="status",
+        status=status,
+        headers={"Retry-After": "0"},
+        times=2,
+    )
+    with _dag() as dag:
+        SymblAppendVideoOperator(task_id="all", source=uris)
+    dr = dag.test()
+    assert dr.state == "success", _ti_states(dr)
+    ledger = clean_sandbox.ledger()
+    assert [e["sha256"] for e in ledger] == [_sha(d) for d in datas]
+
+
+def test_url_mode_sends_presigned_urls(clean_sandbox, parts):
+    from symbl_airflow import SymblAppendVideoOperator
+
+    uris, datas = parts
+    with _dag() as dag:
+        op = SymblAppendVideoOperator(task_id="all", source=uris[:2], upload_mode="url")
+        op >> _collect("url")(op.output)
+    dr = dag.test()
+    assert dr.state == "success", _ti_states(dr)
+    ledger = clean_sandbox.ledger()
+    assert [(e["method"], e["endpoint"]) for e in ledger] == [("POST", "video/url"), ("PUT", "video/url")]
+    assert [e["sha256"] for e in ledger] == [_sha(d) for d in datas[:2]]
+
+
+def test_progress_is_logged(clean_sandbox, s3, bucket, mp4, caplog):
+    """A 3 MiB video sent in 256 KiB chunks logs progress lines with MiB, % and MiB/s."""
+    from symbl_airflow import SymblAppendVideoOperator
+
+    data = mp4.make(CUES[0]) + b"\0" * (3 << 20)  # trailing padding: still an MP4 header
+    uri = _upload(s3, bucket, "big/video.mp4", data)
+    op = SymblAppendVideoOperator(task_id="progress", source=uri, chunk_size=256 << 10)
+    with caplog.at_level(logging.INFO):
+        result = op.execute({"task_state_store": None})
+    lines = [r.getMessage() for r in caplog.records if "Uploading" in r.getMessage()]
+    assert len(lines) >= 5, lines
+    assert "100%" in lines[-1] and "MiB/s" in lines[-1]
+    assert clean_sandbox.ledger()[0]["sha256"] == _sha(data)
+    assert result["job_ids"] == [clean_sandbox.ledger()[0]["jobId"]]
+
+
+# ------------------------------------------------------------------ bad input: nothing reaches Symbl
+def _bad_inputs(bucket):
+    good = f"s3://{bucket}/meeting/part-0.mp4"
+    return {
+        "not_a_string": ({"source": 42}, "source"),
+        "empty_list": ({"source": []}, "source"),
+        "local_path": ({"source": "/tmp/video.mp4"}, "must start with 's3://'"),
+        "bucket_only": ({"source": f"s3://{bucket}"}, "bucket and an object key"),
+        "prefix_only": ({"source": f"s3://{bucket}/meeting/"}, "bucket and an object key"),
+        "missing_key": ({"source": f"s3://{bucket}/nope.mp4"}, "no such object"),
+        "missing_bucket": ({"source": "s3://no-such-bucket-xyz/video.mp4"}, "does not exist"),
+        "empty_object": ({"source": f"s3://{bucket}/empty.mp4"}, "empty"),
+        "not_mp4": ({"source": f"s3://{bucket}/notes.mp4"}, "not an MP4"),
+        "one_bad_in_list": ({"source": [good, f"s3://{bucket}/notes.mp4"]}, "not an MP4"),
+        "duplicate_in_list": ({"source": [good, good]}, "more than once"),
+        "bad_confidence": ({"source": good, "confidence_threshold": 0.1}, "confidence_threshold"),
+        "bad_mode": ({"source": good, "mode": "loud"}, "mode"),
+        "bad_language": ({"source": good, "language_code": "xx-XX"}, "language_code"),
+        "bad_speaker_count": (
+            {"source": good, "enable_speaker_diarization": True, "diarization_speaker_count": 0},
+            "diarization_speaker_count",
+        ),
+        "bad_upload_mode": ({"source": good, "upload_mode": "ftp"}, "upload_mode"),
+    }
+
+
+BAD_CASES = list(_bad_inputs("b"))
+
+
+@pytest.mark.parametrize("case", BAD_CASES)
+def test_bad_input_fails_before_anything_is_sent(clean_sandbox, s3, bucket, mp4, case):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from symbl_airflow import SymblAppendVideoOperator
+
+    client = s3.client()
+    client.put_object(Bucket=bucket, Key="meeting/part-0.mp4", Body=mp4.make(CUES[0]))
+    client.put_object(Bucket=bucket, Key="empty.mp4", Body=b"")
+    client.put_object(Bucket=bucket, Key="notes.mp4", Body=b"These are meeting notes, not a video.\n" * 10)
+    kwargs, expected = _bad_inputs(bucket)[case]
+    op = SymblAppendVideoOperator(task_id=f"bad_{case}", **kwargs)
+    with pytest.raises(AirflowFailException, match=expected) as err:
+        op.execute({"task_state_store": None})
+    assert clean_sandbox.ledger() == []
+    stats = clean_sandbox.stats()
+    assert not any("/v1/" in route for route in stats["requests"]), stats["requests"]
+    assert stats["token_requests"] == 0
+    if "source" in expected or case.startswith(("missing", "empty", "not_mp4")):
+        assert "s3://" in str(err.value) or "source" in str(err.value)
+
+
+def test_unknown_option_is_rejected_at_parse_time():
+    from symbl_airflow import SymblAppendVideoOperator
+
+    with pytest.raises(TypeError):
+        SymblAppendVideoOperator(task_id="x", source="s3://b/k.mp4", confidence_treshold=0.7)
