@@ -135,7 +135,8 @@ class Reservation:
     def release(self) -> None:
         if self.active:
             self.active = False
-            self.model._reserved[self.app_id] -= 1
+            reserved = self.model._reserved
+            reserved[self.app_id] = max(0, reserved.get(self.app_id, 0) - 1)
 
 
 def merge_options(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ soon as Symbl accepts, so a retry reuses accepted parts and never silently resen
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -57,6 +58,8 @@ class SymblAppendVideoOperator(BaseOperator):
         parts recorded there with the same ETag are skipped, a part whose ETag changed is reported and
         not re-sent, the recorded conversation id is reused, and every accepted part is recorded at once.
         (templated)
+    :param symbl_options: the same options as one dict (or a JSON string), e.g. from DAG params;
+        keyword options win over it. (templated)
     :param options: Symbl processing options in snake_case (``name``, ``custom_vocabulary``,
         ``confidence_threshold``, ``enable_summary``, ...), given as keyword arguments. (templated)
     :return: ``{"conversation_id": str, "job_ids": [str, ...], "sources": [str, ...]}`` for the parts this
@@ -67,11 +70,13 @@ class SymblAppendVideoOperator(BaseOperator):
         "source",
         "conversation_id",
         "state_uri",
+        "upload_mode",
         "symbl_conn_id",
         "aws_conn_id",
+        "symbl_options",
         "options",
     )
-    template_fields_renderers = {"options": "json"}
+    template_fields_renderers = {"options": "json", "symbl_options": "json"}
     ui_color = "#e8f1fb"
 
     def __init__(
@@ -90,6 +95,7 @@ class SymblAppendVideoOperator(BaseOperator):
         resend_unconfirmed: bool = False,
         chunk_size: int = 8 << 20,
         state_uri: str | None = None,
+        symbl_options: dict | str | None = None,
         **kwargs: Any,
     ) -> None:
         options = {name: kwargs.pop(name) for name in list(kwargs) if name in OPTION_NAMES}
@@ -107,6 +113,7 @@ class SymblAppendVideoOperator(BaseOperator):
         self.resend_unconfirmed = resend_unconfirmed
         self.chunk_size = chunk_size
         self.state_uri = state_uri
+        self.symbl_options = symbl_options
         self.options = options
 
     @cached_property
@@ -150,8 +157,18 @@ class SymblAppendVideoOperator(BaseOperator):
         conversation_id = str(conversation_id).strip() if conversation_id not in (None, "") else None
         if conversation_id in ("None", "null"):
             conversation_id = None
+        merged = self.symbl_options or {}
+        if isinstance(merged, str):
+            try:
+                merged = json.loads(merged)
+            except ValueError:
+                merged = None
+        if not isinstance(merged, dict):
+            raise AirflowFailException(
+                f"symbl_options must be a dict (or a JSON object string) of Symbl options, got {self.symbl_options!r}"
+            )
         try:
-            options = SymblOptions.from_kwargs(**(self.options or {}))
+            options = SymblOptions.from_kwargs(**{**merged, **(self.options or {})})
             options.validate()
         except ValueError as exc:
             raise AirflowFailException(f"invalid Symbl option: {exc}") from exc
@@ -308,9 +325,7 @@ class SymblAppendVideoOperator(BaseOperator):
         )
         save_state(self.s3_hook, history)
 
-    def _reconcile(
-        self, record: dict, sources: list[S3VideoSource], conversation_id: str | None
-    ) -> str | None:
+    def _reconcile(self, record: dict, sources: list[S3VideoSource], conversation_id: str | None) -> str | None:
         """Check what an earlier attempt left behind against this attempt's inputs."""
         recorded = record["parts"]
         if record.get("conversation_id") and conversation_id and record["conversation_id"] != conversation_id:
@@ -348,9 +363,7 @@ class SymblAppendVideoOperator(BaseOperator):
                     source.uri,
                 )
                 recorded.pop(source.uri)
-        first_accepted = next(
-            (recorded[s.uri] for s in sources if recorded.get(s.uri, {}).get("job_id")), None
-        )
+        first_accepted = next((recorded[s.uri] for s in sources if recorded.get(s.uri, {}).get("job_id")), None)
         if first_accepted:
             return first_accepted["conversation_id"]
         return conversation_id
@@ -359,9 +372,7 @@ class SymblAppendVideoOperator(BaseOperator):
         from symbl_airflow.errors import SymblAmbiguousSubmissionError, SymblError
         from symbl_airflow.sources import ProgressLogger, VideoSourceError, body_opener, presigned_url
 
-        action = (
-            f"appending to conversation {conversation_id}" if conversation_id else "creating a conversation"
-        )
+        action = f"appending to conversation {conversation_id}" if conversation_id else "creating a conversation"
         self.log.info(
             "Sending part %d/%d %s (%.1f MiB, %s, mode=%s)",
             index + 1,
@@ -419,9 +430,7 @@ class SymblAppendVideoOperator(BaseOperator):
             for job_id in list(pending):
                 job = self.hook.get_job(job_id)
                 if job.is_failed:
-                    raise AirflowException(
-                        f"Symbl job {job_id} of conversation {result['conversation_id']} failed"
-                    )
+                    raise AirflowException(f"Symbl job {job_id} of conversation {result['conversation_id']} failed")
                 if job.is_completed:
                     pending.remove(job_id)
             if not pending:
@@ -432,14 +441,10 @@ class SymblAppendVideoOperator(BaseOperator):
                     f"{self.timeout}s"
                 )
             time.sleep(min(self.poll_interval, max(deadline - time.monotonic(), 0)))
-        self.log.info(
-            "All %d job(s) of conversation %s completed", len(result["job_ids"]), result["conversation_id"]
-        )
+        self.log.info("All %d job(s) of conversation %s completed", len(result["job_ids"]), result["conversation_id"])
         return result
 
-    def execute_complete(
-        self, context: Context, event: dict | None = None, result: dict | None = None
-    ) -> dict:
+    def execute_complete(self, context: Context, event: dict | None = None, result: dict | None = None) -> dict:
         if not event or "status" not in event:
             raise AirflowException(f"SymblJobTrigger returned an invalid event: {event!r}")
         if event["status"] != "success":

@@ -1,0 +1,25 @@
+"""A local stand-in for the Symbl.ai API (like moto for AWS): ``python -m symbl_sandbox``.
+
+``model`` holds state (accounts, tokens, conversations, jobs), ``insights`` the transcript rules, ``media``
+the streamed intake and caption reading, ``api`` the aiohttp routes, ``faults`` the ledger and fault
+injection, ``samples`` small real MP4s for tests and demos.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["SandboxConfig", "__version__", "create_app"]
+
+
+def __getattr__(name: str):
+    # lazy, so ``import symbl_sandbox.samples`` does not pull in aiohttp
+    if name == "create_app":
+        from symbl_sandbox.api import create_app
+
+        return create_app
+    if name == "SandboxConfig":
+        from symbl_sandbox.model import SandboxConfig
+
+        return SandboxConfig
+    raise AttributeError(name)
