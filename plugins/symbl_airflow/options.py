@@ -204,7 +204,7 @@ class SymblOptions:
 
 OPTION_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(SymblOptions))
 _CAMEL_NAMES: tuple[str, ...] = tuple(_camel(n) for n in OPTION_NAMES)
-_ALIASES: dict[str, str] = {**{n: n for n in OPTION_NAMES}, **dict(zip(_CAMEL_NAMES, OPTION_NAMES))}
+_ALIASES: dict[str, str] = {**{n: n for n in OPTION_NAMES}, **{_camel(n): n for n in OPTION_NAMES}}
 _BOOL_FIELDS: tuple[str, ...] = (
     "detect_phrases",
     "detect_entities",

@@ -138,9 +138,7 @@ class TokenCache:
             log.debug("Fetched a Symbl access token for %s (expires in %.0f s)", key[0], expires_in)
             return value
 
-    async def get_async(
-        self, key: TokenKey, fetch: AsyncTokenFetch, margin: float = DEFAULT_REFRESH_MARGIN
-    ) -> str:
+    async def get_async(self, key: TokenKey, fetch: AsyncTokenFetch, margin: float = DEFAULT_REFRESH_MARGIN) -> str:
         token = self.get_cached(key)
         if token is not None:
             return token
