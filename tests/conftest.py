@@ -24,7 +24,9 @@ SANDBOX_APP_SECRET = "test-app-secret-4f1c9a7e"
 
 os.environ["AIRFLOW_HOME"] = str(_SESSION_DIR / "airflow-home")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
+# An empty DAGs folder: dag.test() re-parses its bundle on every call; tests load example DAGs explicitly.
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(_SESSION_DIR / "dags")
+(_SESSION_DIR / "dags").mkdir()
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ["AIRFLOW__CORE__PARALLELISM"] = "4"
@@ -111,6 +113,36 @@ def airflow_db():
     if proc.returncode != 0:
         raise RuntimeError(f"airflow db migrate failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return Path(os.environ["AIRFLOW_HOME"])
+
+
+def register_dag(dag) -> None:
+    """Serialize a DAG built in a test into the metadata DB, as the DAG processor would.
+
+    Airflow 3.3's ``dag.test()`` only runs DAGs it can find serialized in a bundle; DAGs defined
+    inside test functions are in no bundle, so they are registered under the default one.
+    """
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.collection import update_dag_parsing_results_in_db
+    from airflow.serialization.serialized_objects import LazyDeserializedDAG
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        DagBundlesManager().sync_bundles_to_db(session=session)
+        session.flush()
+        update_dag_parsing_results_in_db(
+            "dags-folder", None, [LazyDeserializedDAG.from_dag(dag)], {}, None, set(), session=session
+        )
+
+
+@pytest.fixture
+def run_dag():
+    """``run_dag(dag, **test_kwargs) -> DagRun``: register the DAG, then ``dag.test()`` it."""
+
+    def _run(dag, **kwargs):
+        register_dag(dag)
+        return dag.test(**kwargs)
+
+    return _run
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import uuid
 from datetime import datetime, timedelta
 
@@ -62,7 +61,7 @@ def parts(s3, bucket, mp4):
     return uris, datas
 
 
-def test_post_then_puts_in_order_with_exact_bytes(clean_sandbox, parts):
+def test_post_then_puts_in_order_with_exact_bytes(clean_sandbox, run_dag, parts):
     from symbl_airflow import SymblAppendVideoOperator
 
     uris, datas = parts
@@ -74,7 +73,7 @@ def test_post_then_puts_in_order_with_exact_bytes(clean_sandbox, parts):
             conversation_id="{{ ti.xcom_pull(task_ids='first')['conversation_id'] }}",
         )
         first >> rest >> _collect("append_order")(rest.output)
-    dr = dag.test()
+    dr = run_dag(dag)
     assert dr.state == "success", _ti_states(dr)
 
     ledger = clean_sandbox.ledger()
@@ -92,7 +91,7 @@ def test_post_then_puts_in_order_with_exact_bytes(clean_sandbox, parts):
     }
 
 
-def test_transcript_follows_task_order(clean_sandbox, parts):
+def test_transcript_follows_task_order(clean_sandbox, run_dag, parts):
     """Appends accumulate: the conversation's messages are part 1, then 2, then 3."""
     from symbl_airflow import SymblAppendVideoOperator, SymblHook
 
@@ -102,7 +101,7 @@ def test_transcript_follows_task_order(clean_sandbox, parts):
             task_id="all", source=uris, wait_for_completion=True, deferrable=False, poll_interval=0.2
         )
         op >> _collect("transcript")(op.output)
-    dr = dag.test()
+    dr = run_dag(dag)
     assert dr.state == "success", _ti_states(dr)
     conversation_id = RESULTS["transcript"]["conversation_id"]
     messages = SymblHook().get_insight(conversation_id, "messages")["messages"]
@@ -110,7 +109,7 @@ def test_transcript_follows_task_order(clean_sandbox, parts):
     assert [m["text"] for m in messages] == expected
 
 
-def test_list_resumes_after_failure_without_resending(clean_sandbox, parts):
+def test_list_resumes_after_failure_without_resending(clean_sandbox, run_dag, parts):
     """Part 2 is refused once (HTTP 500); the task retry resumes at part 2 and never resends part 1."""
     from symbl_airflow import SymblAppendVideoOperator
 
@@ -119,7 +118,7 @@ def test_list_resumes_after_failure_without_resending(clean_sandbox, parts):
     with _dag() as dag:
         op = SymblAppendVideoOperator(task_id="all", source=uris, retries=1)
         op >> _collect("resume")(op.output)
-    dr = dag.test()
+    dr = run_dag(dag)
     assert dr.state == "success", _ti_states(dr)
     ledger = clean_sandbox.ledger()
     assert [e["method"] for e in ledger] == ["POST", "PUT", "PUT"]
@@ -129,7 +128,7 @@ def test_list_resumes_after_failure_without_resending(clean_sandbox, parts):
     assert ti.try_number == 2
 
 
-def test_crash_after_acceptance_reuses_recorded_jobs(clean_sandbox, parts):
+def test_crash_after_acceptance_reuses_recorded_jobs(clean_sandbox, run_dag, parts):
     """The worker 'dies' after Symbl accepted every part: the retry sends nothing and returns the same jobs."""
     from symbl_airflow import SymblAppendVideoOperator
 
@@ -144,14 +143,14 @@ def test_crash_after_acceptance_reuses_recorded_jobs(clean_sandbox, parts):
     with _dag() as dag:
         op = CrashOnce(task_id="all", source=uris, retries=1)
         op >> _collect("crash")(op.output)
-    dr = dag.test()
+    dr = run_dag(dag)
     assert dr.state == "success", _ti_states(dr)
     ledger = clean_sandbox.ledger()
     assert len(ledger) == 3
     assert RESULTS["crash"]["job_ids"] == [e["jobId"] for e in ledger]
 
 
-def test_unconfirmed_send_stops_retry_by_default(clean_sandbox, parts):
+def test_unconfirmed_send_stops_retry_by_default(clean_sandbox, run_dag, parts):
     """Symbl accepts part 2 but the response is lost: the retry refuses to guess and nothing is duplicated."""
     from symbl_airflow import SymblAppendVideoOperator
 
@@ -161,13 +160,13 @@ def test_unconfirmed_send_stops_retry_by_default(clean_sandbox, parts):
     )
     with _dag() as dag:
         SymblAppendVideoOperator(task_id="all", source=uris, retries=1)
-    dr = dag.test()
+    dr = run_dag(dag)
     assert dr.state == "failed"
     ledger = clean_sandbox.ledger()
     assert [e["method"] for e in ledger] == ["POST", "PUT"]  # part 2 accepted once, part 3 never sent
 
 
-def test_unconfirmed_send_can_be_resent_on_request(clean_sandbox, parts):
+def test_unconfirmed_send_can_be_resent_on_request(clean_sandbox, run_dag, parts):
     from symbl_airflow import SymblAppendVideoOperator
 
     uris, _ = parts
@@ -176,13 +175,13 @@ def test_unconfirmed_send_can_be_resent_on_request(clean_sandbox, parts):
     )
     with _dag() as dag:
         SymblAppendVideoOperator(task_id="all", source=uris, retries=1, resend_unconfirmed=True)
-    dr = dag.test()
+    dr = run_dag(dag)
     assert dr.state == "success", _ti_states(dr)
     assert [e["method"] for e in clean_sandbox.ledger()] == ["POST", "PUT", "PUT"]
 
 
 @pytest.mark.parametrize("status", [429, 503])
-def test_refusals_are_retried_without_duplicates(clean_sandbox, parts, status):
+def test_refusals_are_retried_without_duplicates(clean_sandbox, run_dag, parts, status):
     from symbl_airflow import SymblAppendVideoOperator
 
     uris, datas = parts
@@ -195,36 +194,43 @@ def test_refusals_are_retried_without_duplicates(clean_sandbox, parts, status):
     )
     with _dag() as dag:
         SymblAppendVideoOperator(task_id="all", source=uris)
-    dr = dag.test()
+    dr = run_dag(dag)
     assert dr.state == "success", _ti_states(dr)
     ledger = clean_sandbox.ledger()
     assert [e["sha256"] for e in ledger] == [_sha(d) for d in datas]
 
 
-def test_url_mode_sends_presigned_urls(clean_sandbox, parts):
+def test_url_mode_sends_presigned_urls(clean_sandbox, run_dag, parts):
     from symbl_airflow import SymblAppendVideoOperator
 
     uris, datas = parts
     with _dag() as dag:
-        op = SymblAppendVideoOperator(task_id="all", source=uris[:2], upload_mode="url")
+        op = SymblAppendVideoOperator(
+            task_id="all",
+            source=uris[:2],
+            upload_mode="url",
+            wait_for_completion=True,
+            deferrable=False,
+            poll_interval=0.2,
+        )
         op >> _collect("url")(op.output)
-    dr = dag.test()
+    dr = run_dag(dag)
     assert dr.state == "success", _ti_states(dr)
     ledger = clean_sandbox.ledger()
     assert [(e["method"], e["endpoint"]) for e in ledger] == [("POST", "video/url"), ("PUT", "video/url")]
-    assert [e["sha256"] for e in ledger] == [_sha(d) for d in datas[:2]]
+    assert [e["sha256"] for e in ledger] == [_sha(d) for d in datas[:2]]  # Symbl fetched exactly our bytes
 
 
-def test_progress_is_logged(clean_sandbox, s3, bucket, mp4, caplog):
+def test_progress_is_logged(clean_sandbox, s3, bucket, mp4, capfd):
     """A 3 MiB video sent in 256 KiB chunks logs progress lines with MiB, % and MiB/s."""
     from symbl_airflow import SymblAppendVideoOperator
 
     data = mp4.make(CUES[0]) + b"\0" * (3 << 20)  # trailing padding: still an MP4 header
     uri = _upload(s3, bucket, "big/video.mp4", data)
     op = SymblAppendVideoOperator(task_id="progress", source=uri, chunk_size=256 << 10)
-    with caplog.at_level(logging.INFO):
-        result = op.execute({"task_state_store": None})
-    lines = [r.getMessage() for r in caplog.records if "Uploading" in r.getMessage()]
+    result = op.execute({"task_state_store": None})
+    out = capfd.readouterr()
+    lines = [line for line in (out.out + out.err).splitlines() if "Uploading" in line]
     assert len(lines) >= 5, lines
     assert "100%" in lines[-1] and "MiB/s" in lines[-1]
     assert clean_sandbox.ledger()[0]["sha256"] == _sha(data)
@@ -261,7 +267,7 @@ BAD_CASES = list(_bad_inputs("b"))
 
 
 @pytest.mark.parametrize("case", BAD_CASES)
-def test_bad_input_fails_before_anything_is_sent(clean_sandbox, s3, bucket, mp4, case):
+def test_bad_input_fails_before_anything_is_sent(clean_sandbox, run_dag, s3, bucket, mp4, case):
     from airflow.sdk.exceptions import AirflowFailException
 
     from symbl_airflow import SymblAppendVideoOperator

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 import requests
+from aiohttp import web
 
 from scripts.local_stack import SandboxServer, start_sandbox
 
@@ -114,3 +117,72 @@ def clip(mp4):
         silent = mp4.make([], captions=False)
 
     return Clips
+
+
+class LoopbackServer:
+    """Run an aiohttp app in a background thread on 127.0.0.1 (webhook receivers, media URLs)."""
+
+    def __init__(self, app: web.Application):
+        self.app = app
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        assert self._ready.wait(10), "loopback server did not start"
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def _run(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        runner = web.AppRunner(self.app)
+        self.loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self.loop.run_forever()
+        self.loop.run_until_complete(runner.cleanup())
+        self.loop.close()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+
+@pytest.fixture
+def loopback():
+    servers: list[LoopbackServer] = []
+
+    def _start(app: web.Application) -> LoopbackServer:
+        servers.append(LoopbackServer(app))
+        return servers[-1]
+
+    yield _start
+    for server in servers:
+        server.stop()
+
+
+class WebhookReceiver:
+    def __init__(self, loopback, status: int = 200):
+        self.calls: list[tuple[float, dict]] = []
+        self.status = status
+        app = web.Application()
+        app.router.add_post("/hook", self._hook)
+        self.server = loopback(app)
+        self.url = self.server.url + "/hook"
+
+    async def _hook(self, request: web.Request) -> web.Response:
+        self.calls.append((time.monotonic(), await request.json()))
+        return web.json_response({}, status=self.status)
+
+    def statuses(self, job_id: str) -> list[str]:
+        return [body["status"] for _, body in self.calls if body.get("id") == job_id]
+
+    def wait_for(self, job_id: str, status: str, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while status not in self.statuses(job_id):
+            assert time.monotonic() < deadline, f"no {status} webhook for {job_id}: {self.calls}"
+            time.sleep(0.02)
+
+
+@pytest.fixture
+def webhook(loopback) -> WebhookReceiver:
+    return WebhookReceiver(loopback)

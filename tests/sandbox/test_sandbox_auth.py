@@ -34,7 +34,9 @@ def test_token_is_reused_with_remaining_lifetime(spawn):
     assert again["expiresIn"] < 3
     # once the TTL has passed the token is refused and a new one is issued
     time.sleep(max(0.0, again["expiresIn"]) + 1.0)
-    resp = requests.get(server.url + "/v1/job/x", headers={"Authorization": f"Bearer {body['accessToken']}"}, timeout=10)
+    resp = requests.get(
+        server.url + "/v1/job/x", headers={"Authorization": f"Bearer {body['accessToken']}"}, timeout=10
+    )
     assert resp.status_code == 401 and resp.json() == TOKEN_FAILED
     fresh = _generate(server.url, appId=server.app_id, appSecret=server.app_secret).json()
     assert fresh["accessToken"] != body["accessToken"]
@@ -82,7 +84,11 @@ def test_missing_or_bad_token_is_401(clean_sandbox, headers, clip):
 
 def test_bearer_and_x_api_key_both_work(api, clip):
     job = api.submit_ok(clip.one)
-    for headers in ({"Authorization": f"Bearer {api.token}"}, {"x-api-key": api.token}, {"Authorization": f"bearer {api.token}"}):
+    for headers in (
+        {"Authorization": f"Bearer {api.token}"},
+        {"x-api-key": api.token},
+        {"Authorization": f"bearer {api.token}"},
+    ):
         resp = api.server.request("GET", f"/v1/job/{job['jobId']}", headers=headers)
         assert resp.status_code == 200, headers
 

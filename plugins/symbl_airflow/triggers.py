@@ -1,0 +1,227 @@
+"""``SymblJobTrigger``: wait for Symbl jobs in the triggerer and fire one event.
+
+Thousands of these may share one triggerer, so each run keeps one aiohttp session for its whole
+wait, reuses the process-wide token cache of :class:`~symbl_airflow.hooks.SymblAsyncHook`, sends one
+``GET /v1/job/{jobId}`` per *pending* job per interval and never blocks the event loop.
+
+Event (exactly one): ``{"status": "success" | "failed" | "timeout" | "error", "message": str,
+"job_ids": [...], "conversation_id": str | None, "statuses": {job_id: status}}`` plus
+``"failed_job_id"`` when ``status == "failed"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from symbl_airflow.errors import (
+    SymblConnectionError,
+    SymblError,
+    SymblNotFoundError,
+    SymblRateLimitError,
+    SymblServerError,
+)
+from symbl_airflow.hooks import SymblAsyncHook, SymblJob
+
+#: Errors that may clear up on the next interval (the hook already retried within one call).
+TRANSIENT_ERRORS: tuple[type[SymblError], ...] = (SymblRateLimitError, SymblServerError, SymblConnectionError)
+#: At most this many job GETs of one trigger run in flight at once.
+MAX_CONCURRENT_REQUESTS = 8
+#: Ceiling of the backoff between polls after failed polls (unless poll_interval is longer).
+MAX_BACKOFF_SECONDS = 300.0
+
+
+def normalize_job_ids(job_ids: str | Iterable[str]) -> list[str]:
+    """One job id or several -> a list, order kept, duplicates dropped; ValueError when unusable."""
+    values = [job_ids] if isinstance(job_ids, str) else job_ids
+    try:
+        items = list(values)
+    except TypeError:
+        raise ValueError(
+            f"job_ids must be a Symbl job id (str) or a list of job ids, got {type(job_ids).__name__}"
+        ) from None
+    result: list[str] = []
+    for item in items:
+        if not isinstance(item, str) or not item.strip():
+            raise ValueError(f"job_ids must contain non-empty strings only, got {str(item)[:100]!r}")
+        item = item.strip()
+        if item not in result:
+            result.append(item)
+    if not result:
+        raise ValueError("job_ids is empty: pass at least one Symbl job id")
+    return result
+
+
+class SymblJobTrigger(BaseTrigger):
+    """
+    Poll Symbl jobs until all completed, one failed, ``end_time`` passed or polling keeps failing.
+
+    :param job_ids: one Symbl job id or a list of them (e.g. every append of one conversation).
+    :param symbl_conn_id: the Symbl Airflow connection.
+    :param poll_interval: seconds between polls.
+    :param end_time: absolute deadline in epoch seconds (survives a triggerer restart); ``None`` = none.
+    :param conversation_id: only used in messages and the event.
+    :param max_attempts: attempts per GET inside the hook, and consecutive failed polls before the
+        trigger gives up with an ``error`` event.
+    """
+
+    def __init__(
+        self,
+        job_ids: str | list[str],
+        symbl_conn_id: str = "symbl_default",
+        poll_interval: float = 10.0,
+        end_time: float | None = None,
+        conversation_id: str | None = None,
+        max_attempts: int = 5,
+    ) -> None:
+        super().__init__()
+        self.job_ids = normalize_job_ids(job_ids)
+        self.symbl_conn_id = symbl_conn_id
+        self.poll_interval = float(poll_interval)
+        if self.poll_interval < 0:
+            raise ValueError(f"poll_interval must be >= 0, got {poll_interval!r}")
+        self.end_time = float(end_time) if end_time is not None else None
+        self.conversation_id = conversation_id
+        self.max_attempts = max(1, int(max_attempts))
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "job_ids": list(self.job_ids),
+                "symbl_conn_id": self.symbl_conn_id,
+                "poll_interval": self.poll_interval,
+                "end_time": self.end_time,
+                "conversation_id": self.conversation_id,
+                "max_attempts": self.max_attempts,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        # The session is closed before the event goes out, so nothing is left open if the
+        # triggerer drops the generator right after the yield.
+        try:
+            event = await self._wait()
+        except Exception as exc:  # CancelledError is a BaseException and propagates
+            event = self._event("error", f"Waiting for {self._describe_jobs()} failed: {exc}", {})
+        yield TriggerEvent(event)
+
+    # ------------------------------------------------------------------ internals
+    async def _wait(self) -> dict[str, Any]:
+        statuses: dict[str, str] = {}
+        pending = list(self.job_ids)
+        failed_polls = 0
+        async with SymblAsyncHook(self.symbl_conn_id, max_attempts=self.max_attempts) as hook:
+            semaphore = asyncio.Semaphore(MAX_CONCURRENT_REQUESTS)
+            while True:
+                results = await self._poll(hook, pending, semaphore)
+                transient: list[SymblError] = []
+                for job_id, result in zip(pending, results):
+                    if isinstance(result, SymblJob):
+                        self._record(statuses, job_id, result.status)
+                    elif isinstance(result, SymblNotFoundError):
+                        return self._event(
+                            "error", f"Symbl job {job_id} was not found{self._in_conversation()}: {result}", statuses
+                        )
+                    elif isinstance(result, TRANSIENT_ERRORS):
+                        transient.append(result)
+                    else:
+                        return self._event(
+                            "error", f"Polling Symbl job {job_id}{self._in_conversation()} failed: {result}", statuses
+                        )
+                for job_id in self.job_ids:
+                    if statuses.get(job_id) == "failed":
+                        return {
+                            **self._event("failed", f"Symbl job {job_id}{self._in_conversation()} failed", statuses),
+                            "failed_job_id": job_id,
+                        }
+                pending = [job_id for job_id in pending if statuses.get(job_id) != "completed"]
+                if not pending:
+                    return self._event(
+                        "success",
+                        f"All {len(self.job_ids)} Symbl job(s){self._in_conversation()} completed",
+                        statuses,
+                    )
+                if transient:
+                    failed_polls += 1
+                    if failed_polls >= self.max_attempts:
+                        return self._event(
+                            "error",
+                            f"Polling {self._describe_jobs()} failed {failed_polls} time(s) in a row; "
+                            f"last error: {transient[-1]}",
+                            statuses,
+                        )
+                    delay = self._backoff(failed_polls, transient)
+                    self.log.warning(
+                        "Polling %d Symbl job(s) failed (%d/%d in a row): %s; next poll in %.1f s",
+                        len(transient),
+                        failed_polls,
+                        self.max_attempts,
+                        transient[-1],
+                        delay,
+                    )
+                else:
+                    failed_polls = 0
+                    delay = self.poll_interval
+                if self.end_time is not None:
+                    remaining = self.end_time - time.time()
+                    if remaining <= 0:
+                        waiting = ", ".join(f"{j} ({statuses.get(j, 'unknown')})" for j in pending)
+                        return self._event(
+                            "timeout",
+                            f"Symbl job(s){self._in_conversation()} not finished before the deadline: {waiting}",
+                            statuses,
+                        )
+                    delay = min(delay, remaining)
+                await asyncio.sleep(delay)
+
+    async def _poll(
+        self, hook: SymblAsyncHook, job_ids: list[str], semaphore: asyncio.Semaphore
+    ) -> list[SymblJob | BaseException]:
+        async def one(job_id: str) -> SymblJob:
+            async with semaphore:
+                return await hook.get_job(job_id)
+
+        results = await asyncio.gather(*(one(job_id) for job_id in job_ids), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, Exception):
+                raise result  # a cancelled GET must not be mistaken for a failed poll
+        return results
+
+    def _record(self, statuses: dict[str, str], job_id: str, status: str) -> None:
+        previous = statuses.get(job_id)
+        if previous != status:
+            statuses[job_id] = status
+            self.log.info(
+                "Symbl job %s%s: %s -> %s", job_id, self._in_conversation(), previous or "(first poll)", status
+            )
+
+    def _backoff(self, failed_polls: int, errors: list[SymblError]) -> float:
+        """Exponential from ``poll_interval`` with jitter, so many triggers do not retry in lockstep."""
+        ceiling = max(self.poll_interval, MAX_BACKOFF_SECONDS)
+        delay = min(ceiling, max(self.poll_interval, 1.0) * 2 ** (failed_polls - 1))
+        delay = delay / 2 + random.uniform(0, delay / 2)
+        retry_after = max(
+            (e.retry_after for e in errors if isinstance(e, SymblRateLimitError) and e.retry_after), default=0.0
+        )
+        return max(delay, min(retry_after, ceiling))
+
+    def _in_conversation(self) -> str:
+        return f" of conversation {self.conversation_id}" if self.conversation_id else ""
+
+    def _describe_jobs(self) -> str:
+        return f"Symbl job(s) {', '.join(self.job_ids)}{self._in_conversation()}"
+
+    def _event(self, status: str, message: str, statuses: dict[str, str]) -> dict[str, Any]:
+        return {
+            "status": status,
+            "message": message,
+            "job_ids": list(self.job_ids),
+            "conversation_id": self.conversation_id,
+            "statuses": {job_id: statuses[job_id] for job_id in self.job_ids if job_id in statuses},
+        }

@@ -1,0 +1,269 @@
+"""SymblInsightsOperator against the real sandbox and a real local S3 (moto server), via dag.test()."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timedelta
+
+import pytest
+
+from symbl_airflow.insights import INSIGHT_KINDS
+
+pytestmark = pytest.mark.integration
+
+RESULTS: dict[str, object] = {}
+#: kind -> (path suffix, query params the operator sends by default)
+API = {
+    "conversation": ("", {}),
+    "messages": ("messages", {"sentiment": "true"}),
+    "topics": ("topics", {"sentiment": "true"}),
+    "questions": ("questions", {}),
+    "action_items": ("action-items", {}),
+    "follow_ups": ("follow-ups", {}),
+    "entities": ("entities", {}),
+    "trackers": ("trackers-detected", {}),
+    "analytics": ("analytics", {}),
+    "summary": ("summary", {}),
+    "members": ("members", {}),
+}
+SUMMARY_404 = {"message": "The summary is not available for this conversation."}
+
+
+def _dag(**kwargs):
+    from airflow.sdk import DAG
+
+    return DAG(
+        dag_id=f"test_insights_{uuid.uuid4().hex[:10]}",
+        schedule=None,
+        start_date=datetime(2024, 1, 1),
+        catchup=False,
+        default_args={"retries": 0, "retry_delay": timedelta(seconds=0)},
+        **kwargs,
+    )
+
+
+def _collect(key: str):
+    from airflow.sdk import task
+
+    @task(task_id=f"collect_{key}")
+    def collect(value):
+        RESULTS[key] = value
+
+    return collect
+
+
+def _states(dr) -> dict[str, str]:
+    return {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
+
+
+def _objects(s3, bucket: str, prefix: str) -> dict[str, dict]:
+    resp = s3.client().list_objects_v2(Bucket=bucket, Prefix=prefix)
+    return {o["Key"]: o for o in resp.get("Contents", [])}
+
+
+def _read(s3, bucket: str, key: str) -> tuple[object, str, bytes]:
+    obj = s3.client().get_object(Bucket=bucket, Key=key)
+    raw = obj["Body"].read()
+    return json.loads(raw.decode("utf-8")), obj["ContentType"], raw
+
+
+def _requests(sandbox) -> dict[str, int]:
+    stats = sandbox.stats()
+    return {"token": stats["token_requests"], **stats["requests"]}
+
+
+def _asset_events(dag_id: str) -> list[dict]:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(AssetModel.uri, AssetEvent.extra, AssetEvent.source_task_id)
+            .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+            .where(AssetEvent.source_dag_id == dag_id)
+        ).all()
+    return [{"uri": uri, "extra": extra, "task_id": task_id} for uri, extra, task_id in rows]
+
+
+def test_all_kinds_stored_with_index_return_value_and_asset_extra(api, conversation, s3, bucket):
+    from airflow.sdk import Asset
+
+    from symbl_airflow import SymblInsightsOperator
+
+    asset = Asset(name=f"insights_{uuid.uuid4().hex[:8]}", uri=f"s3://{bucket}/insights/")
+    with _dag() as dag:
+        op = SymblInsightsOperator(
+            task_id="insights",
+            conversation_id="{{ params.cid }}",
+            output_uri="s3://{{ params.bucket }}/insights/{{ params.cid }}/",
+            outlets=[asset],
+            params={"cid": conversation, "bucket": bucket},
+        )
+        op >> _collect("all")(op.output)
+    dr = dag.test()
+    assert dr.state == "success", _states(dr)
+
+    prefix = f"insights/{conversation}/"
+    keys = _objects(s3, bucket, prefix)
+    assert set(keys) == {f"{prefix}{kind}.json" for kind in INSIGHT_KINDS} | {f"{prefix}index.json"}
+    # The index is written last: a consumer polling for it sees every file it lists.
+    assert keys[f"{prefix}index.json"]["LastModified"] >= max(o["LastModified"] for o in keys.values())
+
+    index, content_type, _ = _read(s3, bucket, f"{prefix}index.json")
+    assert content_type == "application/json"
+    assert index["conversation_id"] == conversation
+    assert index["missing"] == {}
+    assert datetime.fromisoformat(index["generated_at"].replace("Z", "+00:00")).tzinfo is not None
+    assert list(index["insights"]) == list(INSIGHT_KINDS)
+    for kind in INSIGHT_KINDS:
+        suffix, params = API[kind]
+        stored, content_type, raw = _read(s3, bucket, f"{prefix}{kind}.json")
+        assert content_type == "application/json", kind
+        assert stored == api.insight(conversation, suffix, **params), kind
+        entry = index["insights"][kind]
+        assert entry["uri"] == f"s3://{bucket}/{prefix}{kind}.json"
+        assert entry["bytes"] == len(raw) == keys[f"{prefix}{kind}.json"]["Size"]
+        if kind == "trackers":
+            assert entry["count"] == len(stored)
+        elif kind in ("conversation", "analytics"):
+            assert entry["count"] is None
+        else:
+            (items,) = stored.values()
+            assert entry["count"] == len(items), kind
+    # The default params reached Symbl: messages and topics carry sentiment, messages no word timings.
+    messages = json.loads(s3.client().get_object(Bucket=bucket, Key=f"{prefix}messages.json")["Body"].read())
+    assert len(messages["messages"]) == 4
+    assert all("sentiment" in m and "words" not in m for m in messages["messages"])
+    assert index["insights"]["messages"]["count"] == 4
+    assert index["insights"]["questions"]["count"] >= 1
+
+    assert RESULTS["all"] == {
+        "conversation_id": conversation,
+        "index_uri": f"s3://{bucket}/{prefix}index.json",
+        "uris": {kind: f"s3://{bucket}/{prefix}{kind}.json" for kind in INSIGHT_KINDS},
+        "missing": [],
+    }
+    events = _asset_events(dag.dag_id)
+    assert events == [
+        {
+            "uri": f"s3://{bucket}/insights/",
+            "extra": {"conversation_id": conversation, "index_uri": f"s3://{bucket}/{prefix}index.json"},
+            "task_id": "insights",
+        }
+    ]
+
+
+def test_append_xcom_dict_custom_params_and_prefix_without_slash(api, conversation, s3, bucket):
+    from airflow.sdk import task
+
+    from symbl_airflow import SymblInsightsOperator
+
+    @task
+    def appended():  # the shape SymblAppendVideoOperator returns
+        return {"conversation_id": conversation, "job_ids": ["1"], "sources": ["s3://b/k.mp4"]}
+
+    with _dag() as dag:
+        op = SymblInsightsOperator(
+            task_id="insights",
+            conversation_id=appended(),
+            output_uri=f"s3://{bucket}/out/run-1",
+            insights=["messages", "topics", "action-items"],
+            insight_params={"messages": {"verbose": True}, "topics": {"parentRefs": True}},
+        )
+        op >> _collect("custom")(op.output)
+    dr = dag.test()
+    assert dr.state == "success", _states(dr)
+
+    keys = _objects(s3, bucket, "out/")
+    assert set(keys) == {f"out/run-1/{k}.json" for k in ("messages", "topics", "action_items", "index")}
+    messages, _, _ = _read(s3, bucket, "out/run-1/messages.json")
+    assert messages == api.insight(conversation, "messages", sentiment="true", verbose="true")
+    assert all(m["words"] and "sentiment" in m for m in messages["messages"])
+    topics, _, _ = _read(s3, bucket, "out/run-1/topics.json")
+    assert topics == api.insight(conversation, "topics", parentRefs="true")
+    assert all("sentiment" not in t for t in topics["topics"])
+    result = RESULTS["custom"]
+    assert result["conversation_id"] == conversation
+    assert list(result["uris"]) == ["messages", "topics", "action_items"]
+    assert result["index_uri"] == f"s3://{bucket}/out/run-1/index.json"
+
+
+def test_missing_summary_is_recorded_not_fatal(clean_sandbox, api, conversation, s3, bucket):
+    from symbl_airflow import SymblInsightsOperator
+
+    clean_sandbox.fault(
+        match={"method": "GET", "path": "/v1/conversations/*/summary"}, action="status", status=404, body=SUMMARY_404
+    )
+    with _dag() as dag:
+        op = SymblInsightsOperator(
+            task_id="insights",
+            conversation_id=conversation,
+            output_uri=f"s3://{bucket}/i/",
+            insights=["summary", "questions"],
+        )
+        op >> _collect("missing")(op.output)
+    dr = dag.test()
+    assert dr.state == "success", _states(dr)
+
+    assert set(_objects(s3, bucket, "i/")) == {"i/questions.json", "i/index.json"}
+    index, _, _ = _read(s3, bucket, "i/index.json")
+    assert list(index["insights"]) == ["questions"]
+    assert index["missing"] == {"summary": SUMMARY_404["message"]}
+    assert RESULTS["missing"]["missing"] == ["summary"]
+    assert list(RESULTS["missing"]["uris"]) == ["questions"]
+
+
+def test_fail_on_missing_summary_fails_without_index(clean_sandbox, conversation, s3, bucket):
+    from symbl_airflow import SymblInsightsOperator
+
+    clean_sandbox.fault(
+        match={"method": "GET", "path": "/v1/conversations/*/summary"}, action="status", status=404, body=SUMMARY_404
+    )
+    with _dag() as dag:
+        SymblInsightsOperator(
+            task_id="insights",
+            conversation_id=conversation,
+            output_uri=f"s3://{bucket}/i/",
+            insights=["questions", "summary", "members"],
+            fail_on_missing=["summary"],
+        )
+    dr = dag.test()
+    assert dr.state == "failed"
+    assert _states(dr) == {"insights": "failed"}
+    assert "i/index.json" not in _objects(s3, bucket, "i/")
+    assert _requests(clean_sandbox).get("GET /v1/conversations/{conversationId}/members", 0) == 0
+
+
+def test_unknown_conversation_fails(clean_sandbox, s3, bucket):
+    """Every kind 404s and so does the conversation: an error, not an index full of 'missing'."""
+    from symbl_airflow import SymblInsightsOperator
+
+    with _dag() as dag:
+        SymblInsightsOperator(
+            task_id="insights", conversation_id="1234567890", output_uri=f"s3://{bucket}/x/", insights=["summary"]
+        )
+    dr = dag.test()
+    assert _states(dr) == {"insights": "failed"}
+    assert _objects(s3, bucket, "x/") == {}
+    assert _requests(clean_sandbox)["GET /v1/conversations/{conversationId}"] == 1
+
+
+def test_bad_kind_fails_before_any_request(clean_sandbox, s3, bucket):
+    from symbl_airflow import SymblInsightsOperator
+
+    before = _requests(clean_sandbox)
+    with _dag() as dag:
+        SymblInsightsOperator(
+            task_id="insights",
+            conversation_id="1234567890",
+            output_uri=f"s3://{bucket}/x/",
+            insights=["messages", "transcript"],
+        )
+    dr = dag.test()
+    assert _states(dr) == {"insights": "failed"}
+    after = _requests(clean_sandbox)
+    assert after == before
+    assert after["token"] == 0
+    assert _objects(s3, bucket, "x/") == {}
