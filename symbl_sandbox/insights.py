@@ -22,8 +22,8 @@ Symbl documents; messages are still returned):
 * insights scoring below ``confidenceThreshold`` (default 0.5) are dropped. Dates (weekdays, today,
   tomorrow, next week) in an action item or follow-up become ``entities`` and set ``dueBy``.
 * **topics**: stop-word-filtered bigrams and unigrams (3+ letters) counted over the transcript; those seen
-  at least twice (or in ``customVocabulary``), at most 10, most frequent first; a unigram already inside a
-  chosen bigram is skipped. ``score`` = count / highest count. ``parentRefs=true``: a unigram topic's
+  at least twice (or in ``customVocabulary``), at most 10, most frequent first; a unigram that is part of
+  a chosen bigram is skipped. ``score`` = count / highest count. ``parentRefs=true``: a unigram topic's
   parent is the chosen bigram that contains it.
 * **entities** (only with ``detectEntities=true`` or custom ``entities``): each custom entity's ``text``
   found case-insensitively (legacy shape, type ``custom``); with ``detectEntities`` also ``person`` (known
@@ -333,16 +333,11 @@ class Transcript:
                         bigrams[bigram] += 1
                         first_seen.setdefault(bigram, len(first_seen))
         vocab = {str(v).lower() for v in self.options.get("customVocabulary") or []}
-        candidates = [(p, c) for p, c in bigrams.items() if c >= 2 or p in vocab]
-        candidates += [(p, c) for p, c in unigrams.items() if c >= 2 or p in vocab]
-        candidates.sort(key=lambda pc: (-pc[1], -len(pc[0].split()), first_seen[pc[0]]))
-        chosen: list[tuple[str, int]] = []
-        for phrase, count in candidates:
-            if " " not in phrase and any(phrase in b.split() for b, _ in chosen if " " in b):
-                continue
-            chosen.append((phrase, count))
-            if len(chosen) == 10:
-                break
+        order = lambda pc: (-pc[1], -len(pc[0].split()), first_seen[pc[0]])  # noqa: E731
+        chosen = sorted(((p, c) for p, c in bigrams.items() if c >= 2 or p in vocab), key=order)[:10]
+        words_in_bigrams = {w for b, _ in chosen for w in b.split()}
+        chosen += [(p, c) for p, c in unigrams.items() if (c >= 2 or p in vocab) and p not in words_in_bigrams]
+        chosen = sorted(chosen, key=order)[:10]
         if not chosen:
             return []
         top = max(c for _, c in chosen)

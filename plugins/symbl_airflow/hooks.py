@@ -547,9 +547,7 @@ class SymblHook(HttpHook):
                 "host": DEFAULT_BASE_URL,
                 "login": "your Symbl App ID",
                 "password": "your Symbl App Secret",
-                "extra": json.dumps(
-                    {"timeout": 300, "connect_timeout": 10, "token_refresh_margin": 300, "max_attempts": 5}
-                ),
+                "extra": '{"timeout": 300, "token_refresh_margin": 300}',
             },
         }
 

@@ -121,7 +121,7 @@ class SymblJobTrigger(BaseTrigger):
             while True:
                 results = await self._poll(hook, pending, semaphore)
                 transient: list[SymblError] = []
-                for job_id, result in zip(pending, results):
+                for job_id, result in zip(pending, results, strict=True):
                     if isinstance(result, SymblJob):
                         self._record(statuses, job_id, result.status)
                     elif isinstance(result, SymblNotFoundError):

@@ -87,7 +87,7 @@ def _asset_events(dag_id: str) -> list[dict]:
     return [{"uri": uri, "extra": extra, "task_id": task_id} for uri, extra, task_id in rows]
 
 
-def test_all_kinds_stored_with_index_return_value_and_asset_extra(api, conversation, s3, bucket):
+def test_all_kinds_stored_with_index_return_value_and_asset_extra(run_dag, api, conversation, s3, bucket):
     from airflow.sdk import Asset
 
     from symbl_airflow import SymblInsightsOperator
@@ -102,7 +102,7 @@ def test_all_kinds_stored_with_index_return_value_and_asset_extra(api, conversat
             params={"cid": conversation, "bucket": bucket},
         )
         op >> _collect("all")(op.output)
-    dr = dag.test()
+    dr = run_dag(dag)
     assert dr.state == "success", _states(dr)
 
     prefix = f"insights/{conversation}/"
@@ -148,14 +148,14 @@ def test_all_kinds_stored_with_index_return_value_and_asset_extra(api, conversat
     events = _asset_events(dag.dag_id)
     assert events == [
         {
-            "uri": f"s3://{bucket}/insights/",
+            "uri": f"s3://{bucket}/insights",  # Airflow normalizes S3 asset URIs (no trailing slash)
             "extra": {"conversation_id": conversation, "index_uri": f"s3://{bucket}/{prefix}index.json"},
             "task_id": "insights",
         }
     ]
 
 
-def test_append_xcom_dict_custom_params_and_prefix_without_slash(api, conversation, s3, bucket):
+def test_append_xcom_dict_custom_params_and_prefix_without_slash(run_dag, api, conversation, s3, bucket):
     from airflow.sdk import task
 
     from symbl_airflow import SymblInsightsOperator
@@ -173,7 +173,7 @@ def test_append_xcom_dict_custom_params_and_prefix_without_slash(api, conversati
             insight_params={"messages": {"verbose": True}, "topics": {"parentRefs": True}},
         )
         op >> _collect("custom")(op.output)
-    dr = dag.test()
+    dr = run_dag(dag)
     assert dr.state == "success", _states(dr)
 
     keys = _objects(s3, bucket, "out/")
@@ -190,7 +190,7 @@ def test_append_xcom_dict_custom_params_and_prefix_without_slash(api, conversati
     assert result["index_uri"] == f"s3://{bucket}/out/run-1/index.json"
 
 
-def test_missing_summary_is_recorded_not_fatal(clean_sandbox, api, conversation, s3, bucket):
+def test_missing_summary_is_recorded_not_fatal(run_dag, clean_sandbox, api, conversation, s3, bucket):
     from symbl_airflow import SymblInsightsOperator
 
     clean_sandbox.fault(
@@ -204,7 +204,7 @@ def test_missing_summary_is_recorded_not_fatal(clean_sandbox, api, conversation,
             insights=["summary", "questions"],
         )
         op >> _collect("missing")(op.output)
-    dr = dag.test()
+    dr = run_dag(dag)
     assert dr.state == "success", _states(dr)
 
     assert set(_objects(s3, bucket, "i/")) == {"i/questions.json", "i/index.json"}
@@ -215,7 +215,7 @@ def test_missing_summary_is_recorded_not_fatal(clean_sandbox, api, conversation,
     assert list(RESULTS["missing"]["uris"]) == ["questions"]
 
 
-def test_fail_on_missing_summary_fails_without_index(clean_sandbox, conversation, s3, bucket):
+def test_fail_on_missing_summary_fails_without_index(run_dag, clean_sandbox, conversation, s3, bucket):
     from symbl_airflow import SymblInsightsOperator
 
     clean_sandbox.fault(
@@ -229,14 +229,14 @@ def test_fail_on_missing_summary_fails_without_index(clean_sandbox, conversation
             insights=["questions", "summary", "members"],
             fail_on_missing=["summary"],
         )
-    dr = dag.test()
+    dr = run_dag(dag)
     assert dr.state == "failed"
     assert _states(dr) == {"insights": "failed"}
     assert "i/index.json" not in _objects(s3, bucket, "i/")
     assert _requests(clean_sandbox).get("GET /v1/conversations/{conversationId}/members", 0) == 0
 
 
-def test_unknown_conversation_fails(clean_sandbox, s3, bucket):
+def test_unknown_conversation_fails(run_dag, clean_sandbox, s3, bucket):
     """Every kind 404s and so does the conversation: an error, not an index full of 'missing'."""
     from symbl_airflow import SymblInsightsOperator
 
@@ -244,13 +244,13 @@ def test_unknown_conversation_fails(clean_sandbox, s3, bucket):
         SymblInsightsOperator(
             task_id="insights", conversation_id="1234567890", output_uri=f"s3://{bucket}/x/", insights=["summary"]
         )
-    dr = dag.test()
+    dr = run_dag(dag)
     assert _states(dr) == {"insights": "failed"}
     assert _objects(s3, bucket, "x/") == {}
     assert _requests(clean_sandbox)["GET /v1/conversations/{conversationId}"] == 1
 
 
-def test_bad_kind_fails_before_any_request(clean_sandbox, s3, bucket):
+def test_bad_kind_fails_before_any_request(run_dag, clean_sandbox, s3, bucket):
     from symbl_airflow import SymblInsightsOperator
 
     before = _requests(clean_sandbox)
@@ -261,7 +261,7 @@ def test_bad_kind_fails_before_any_request(clean_sandbox, s3, bucket):
             output_uri=f"s3://{bucket}/x/",
             insights=["messages", "transcript"],
         )
-    dr = dag.test()
+    dr = run_dag(dag)
     assert _states(dr) == {"insights": "failed"}
     after = _requests(clean_sandbox)
     assert after == before

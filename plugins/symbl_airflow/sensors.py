@@ -1,0 +1,181 @@
+"""``SymblJobSensor``: wait until Symbl jobs completed, on a worker (poke) or in the triggerer (deferrable)."""
+
+from __future__ import annotations
+
+import ast
+import time
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, conf
+from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
+
+from symbl_airflow.triggers import SymblJobTrigger, normalize_job_ids
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from symbl_airflow.hooks import SymblHook
+
+DEFAULT_DEFERRABLE_POKE_INTERVAL = 10.0
+#: BaseSensorOperator's own default.
+DEFAULT_POKE_INTERVAL = 60.0
+
+_JOB_IDS_HELP = (
+    "pass a Symbl job id (str), a list of job ids, or the XCom of SymblAppendVideoOperator "
+    "(a dict like {'conversation_id': ..., 'job_ids': [...]}, e.g. append_task.output) or a list of those dicts"
+)
+
+
+def resolve_job_ids(job_ids: Any, conversation_id: str | None = None) -> tuple[list[str], str | None]:
+    """Turn what users pass as ``job_ids`` into ``(job ids, conversation id)``; ValueError when unusable.
+
+    A conversation id given explicitly wins over the ones found in the append operator's dicts.
+    """
+    if isinstance(job_ids, str) and job_ids.strip()[:1] in ("[", "{"):
+        # A Jinja-rendered XCom (e.g. "{{ ti.xcom_pull('append') }}") arrives as the repr of a dict/list.
+        try:
+            job_ids = ast.literal_eval(job_ids.strip())
+        except (ValueError, SyntaxError):
+            raise ValueError(
+                f"job_ids {_preview(job_ids)} looks like a list or dict but cannot be parsed; {_JOB_IDS_HELP}"
+            ) from None
+
+    found_conversations: list[str] = []
+    items = [job_ids] if isinstance(job_ids, (str, Mapping)) else job_ids
+    if not isinstance(items, Sequence) or isinstance(items, (bytes, bytearray)):
+        raise ValueError(f"job_ids has an unsupported type {type(job_ids).__name__}; {_JOB_IDS_HELP}")
+    ids: list[Any] = []
+    for item in items:
+        if isinstance(item, Mapping):
+            value = item.get("job_ids", item.get("job_id"))
+            if value is None:
+                raise ValueError(
+                    f"job_ids got a dict without a 'job_ids' key (keys: {sorted(map(str, item))}); {_JOB_IDS_HELP}"
+                )
+            ids.extend([value] if isinstance(value, str) else list(value) if isinstance(value, Sequence) else [value])
+            conv = item.get("conversation_id")
+            if isinstance(conv, str) and conv and conv not in found_conversations:
+                found_conversations.append(conv)
+        else:
+            ids.append(item)
+    try:
+        normalized = normalize_job_ids(ids)
+    except ValueError as exc:
+        raise ValueError(f"job_ids {_preview(job_ids)} is not usable ({exc}); {_JOB_IDS_HELP}") from None
+    if not conversation_id and found_conversations:
+        conversation_id = ", ".join(found_conversations)
+    return normalized, conversation_id or None
+
+
+def _preview(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+class SymblJobSensor(BaseSensorOperator):
+    """
+    Wait until Symbl jobs (e.g. the appends of a conversation) completed; fail as soon as one failed.
+
+    :param job_ids: a job id, a list of job ids, or the XCom of ``SymblAppendVideoOperator``
+        (``{"conversation_id", "job_ids", "sources"}``, e.g. ``append_task.output``) or a list of those.
+    :param symbl_conn_id: the Symbl Airflow connection.
+    :param deferrable: wait in the triggerer instead of holding a worker slot (then ``poke_interval``
+        defaults to 10 s).
+    :param conversation_id: used in messages; taken from the XCom dict when not given.
+
+    Returns (XCom) the list of job ids once all completed.
+    """
+
+    template_fields: Sequence[str] = ("job_ids", "conversation_id", "symbl_conn_id")
+    ui_color = "#dff0fb"
+
+    def __init__(
+        self,
+        *,
+        job_ids: Any,
+        symbl_conn_id: str = "symbl_default",
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        conversation_id: str | None = None,
+        poke_interval: timedelta | float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if poke_interval is None:  # not set by the user nor default_args
+            poke_interval = DEFAULT_DEFERRABLE_POKE_INTERVAL if deferrable else DEFAULT_POKE_INTERVAL
+        super().__init__(poke_interval=poke_interval, **kwargs)
+        self.job_ids = job_ids
+        self.symbl_conn_id = symbl_conn_id
+        self.deferrable = deferrable
+        self.conversation_id = conversation_id
+        self._resolved: tuple[list[str], str | None] | None = None
+        self._completed: set[str] = set()
+
+    @cached_property
+    def hook(self) -> SymblHook:
+        from symbl_airflow.hooks import SymblHook
+
+        return SymblHook(symbl_conn_id=self.symbl_conn_id)
+
+    def _resolve(self) -> tuple[list[str], str | None]:
+        if self._resolved is None:
+            self._resolved = resolve_job_ids(self.job_ids, self.conversation_id)
+        return self._resolved
+
+    def _where(self, conversation_id: str | None) -> str:
+        return f" (conversation_id={conversation_id})" if conversation_id else ""
+
+    def poke(self, context: Context) -> bool:
+        job_ids, conversation_id = self._resolve()
+        pending = [job_id for job_id in job_ids if job_id not in self._completed]
+        for job_id in pending:
+            job = self.hook.get_job(job_id)
+            if job.is_failed:
+                raise AirflowException(f"Symbl job {job_id} failed{self._where(conversation_id)}")
+            if job.is_completed:
+                self._completed.add(job_id)
+            else:
+                self.log.info("Symbl job %s is %s", job_id, job.status)
+        return len(self._completed) == len(job_ids)
+
+    def execute(self, context: Context) -> list[str]:
+        job_ids, conversation_id = self._resolve()
+        if not self.deferrable:
+            super().execute(context)
+            return job_ids
+        if self.poke(context):
+            self.log.info("All %d Symbl job(s)%s completed", len(job_ids), self._where(conversation_id))
+            return job_ids
+        self.defer(
+            trigger=SymblJobTrigger(
+                job_ids=job_ids,
+                symbl_conn_id=self.symbl_conn_id,
+                poll_interval=self.poke_interval,
+                end_time=time.time() + self.timeout,
+                conversation_id=conversation_id,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
+        )
+        return job_ids  # not reached: defer() raises TaskDeferred
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> list[str]:
+        if not isinstance(event, dict) or not event.get("status"):
+            raise AirflowException(f"SymblJobTrigger sent an invalid event: {_preview(event)}")
+        status = event["status"]
+        job_ids = event.get("job_ids") or self._resolve()[0]
+        conversation_id = event.get("conversation_id") or self._resolve()[1]
+        message = event.get("message") or ""
+        where = self._where(conversation_id)
+        if status == "success":
+            self.log.info("%s", message or "All Symbl jobs completed")
+            return list(job_ids)
+        if status == "failed":
+            failed = event.get("failed_job_id") or ", ".join(job_ids)
+            raise AirflowException(f"Symbl job {failed} failed{where}: {message}")
+        if status == "timeout":
+            raise AirflowSensorTimeout(
+                f"Symbl job(s) {', '.join(job_ids)}{where} did not finish within {self.timeout} s: {message}"
+            )
+        raise AirflowException(f"Waiting for Symbl job(s) {', '.join(job_ids)}{where} ended with {status}: {message}")

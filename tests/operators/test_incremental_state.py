@@ -1,0 +1,87 @@
+"""The append operator with an incremental state file: later runs append only new parts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def _run(uris, state_uri, **kwargs):
+    from symbl_airflow import SymblAppendVideoOperator
+
+    op = SymblAppendVideoOperator(task_id="inc", source=uris, state_uri=state_uri, **kwargs)
+    return op.execute({"task_state_store": None})
+
+
+def test_second_run_appends_only_new_parts(clean_sandbox, s3, bucket, mp4):
+    client = s3.client()
+    keys = [f"videos/c1/part-{i:03d}.mp4" for i in (1, 2, 3)]
+    datas = [mp4.make([("Alice", f"Part {i} says hello.")]) for i in (1, 2, 3)]
+    for key, data in zip(keys[:2], datas[:2], strict=True):
+        client.put_object(Bucket=bucket, Key=key, Body=data)
+    uris = [f"s3://{bucket}/{k}" for k in keys]
+    state_uri = f"s3://{bucket}/videos/c1/_symbl.json"
+
+    first = _run(uris[:2], state_uri)
+    assert [e["method"] for e in clean_sandbox.ledger()] == ["POST", "PUT"]
+    state = json.loads(client.get_object(Bucket=bucket, Key="videos/c1/_symbl.json")["Body"].read())
+    assert state["conversation_id"] == first["conversation_id"]
+    assert [p["uri"] for p in state["parts"]] == uris[:2]
+    assert [p["job_id"] for p in state["parts"]] == first["job_ids"]
+
+    client.put_object(Bucket=bucket, Key=keys[2], Body=datas[2])
+    second = _run(uris, state_uri)
+    ledger = clean_sandbox.ledger()
+    assert [e["method"] for e in ledger] == ["POST", "PUT", "PUT"]
+    assert {e["conversationId"] for e in ledger} == {first["conversation_id"]}
+    assert second["conversation_id"] == first["conversation_id"]
+    assert second["sources"] == uris[2:]
+    assert second["skipped"] == uris[:2]
+    assert second["job_ids"] == [ledger[2]["jobId"]]
+
+    third = _run(uris, state_uri)  # nothing new: nothing sent
+    assert len(clean_sandbox.ledger()) == 3
+    assert third["job_ids"] == [] and third["skipped"] == uris
+
+
+def test_changed_part_is_reported_not_resent(clean_sandbox, s3, bucket, mp4):
+    client = s3.client()
+    key = "videos/c2/part-001.mp4"
+    client.put_object(Bucket=bucket, Key=key, Body=mp4.make([("Bob", "Original take.")]))
+    uri, state_uri = f"s3://{bucket}/{key}", f"s3://{bucket}/videos/c2/_symbl.json"
+    _run([uri], state_uri)
+    client.put_object(Bucket=bucket, Key=key, Body=mp4.make([("Bob", "Edited take.")]))
+    result = _run([uri], state_uri)
+    assert result["changed"] == [uri] and result["job_ids"] == []
+    assert len(clean_sandbox.ledger()) == 1
+
+
+def test_state_of_another_conversation_is_refused(clean_sandbox, s3, bucket, mp4):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    client = s3.client()
+    key = "videos/c3/part-001.mp4"
+    client.put_object(Bucket=bucket, Key=key, Body=mp4.make([("Bob", "Hi.")]))
+    uri, state_uri = f"s3://{bucket}/{key}", f"s3://{bucket}/videos/c3/_symbl.json"
+    _run([uri], state_uri)
+    with pytest.raises(AirflowFailException, match="belongs to conversation"):
+        _run([uri], state_uri, conversation_id="999")
+    assert len(clean_sandbox.ledger()) == 1
+
+
+def test_concurrent_writer_is_detected(s3, bucket):
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    from symbl_airflow.state import StateConflictError, load_state, record_part, save_state
+
+    hook = S3Hook(aws_conn_id="aws_default")
+    uri = f"s3://{bucket}/videos/c4/_symbl.json"
+    a, b = load_state(hook, uri), load_state(hook, uri)
+    record_part(a, "s3://x/1.mp4", etag="e", size=1, job_id="j1", conversation_id="1")
+    save_state(hook, a)
+    record_part(b, "s3://x/2.mp4", etag="e", size=1, job_id="j2", conversation_id="1")
+    with pytest.raises(StateConflictError, match="changed by another run"):
+        save_state(hook, b)
