@@ -22,11 +22,9 @@ from aiohttp import web
 from symbl_sandbox import media
 from symbl_sandbox.faults import FaultRegistry, FaultSpecError, Ledger, Stats
 from symbl_sandbox.model import (
-    ACTIVE,
     InvalidCredentials,
     Job,
     JobFailure,
-    NotFound,
     SandboxConfig,
     SandboxError,
     SandboxModel,
@@ -142,11 +140,15 @@ def options_from_query(query: Mapping[str, str]) -> dict[str, Any]:
     """Collect raw option values from a query string, accepting every encoding seen in the wild (§2.3)."""
     raw: dict[str, Any] = {}
     keys = list(dict.fromkeys(query.keys()))
+
+    def getall(key: str) -> list[str]:
+        if hasattr(query, "getall"):
+            return list(query.getall(key, []))
+        return [query[key]] if key in query else []
+
     for name in OPTION_NAMES:
-        plain = query.getall(name, []) if hasattr(query, "getall") else ([query[name]] if name in query else [])
-        bracketed = [
-            (k, v) for k in keys if k.startswith(name + "[") for v in (query.getall(k) if hasattr(query, "getall") else [query[k]])
-        ]
+        plain = getall(name)
+        bracketed = [(k, v) for k in keys if k.startswith(name + "[") for v in getall(k)]
         if not plain and not bracketed:
             continue
         if name in LISTS:
@@ -287,7 +289,10 @@ def validate_options(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 def _entity(where: str, value: Any) -> dict[str, Any]:
     entity = _object(where, value)
-    out = {"customType": _str(f"{where}.customType", entity.get("customType")), "text": _str(f"{where}.text", entity.get("text"))}
+    out = {
+        "customType": _str(f"{where}.customType", entity.get("customType")),
+        "text": _str(f"{where}.text", entity.get("text")),
+    }
     if entity.get("value") is not None:
         out["value"] = _str(f"{where}.value", entity["value"])
     return out
@@ -533,9 +538,10 @@ async def process_url(request: web.Request, kind: str) -> web.Response:
         app_id = authenticate(request)
         if request.content_length is not None and request.content_length > MAX_JSON_BODY:
             raise OptionError("The request body is too large for a JSON request.")
-        raw_body = await request.content.read(MAX_JSON_BODY + 1)
-        if len(raw_body) > MAX_JSON_BODY:
-            raise OptionError("The request body is too large for a JSON request.")
+        try:
+            raw_body = await request.read()  # bounded by client_max_size
+        except web.HTTPRequestEntityTooLarge:
+            raise OptionError("The request body is too large for a JSON request.") from None
         try:
             body = json.loads(raw_body or b"null")
         except ValueError:
@@ -841,4 +847,4 @@ def create_app(config: SandboxConfig | None = None) -> web.Application:
     return app
 
 
-__all__ = ["ACTIVE", "NotFound", "create_app", "options_from_query", "validate_options"]
+__all__ = ["create_app", "options_from_query", "validate_options"]

@@ -23,8 +23,8 @@ Symbl documents; messages are still returned):
   tomorrow, next week) in an action item or follow-up become ``entities`` and set ``dueBy``.
 * **topics**: stop-word-filtered bigrams and unigrams (3+ letters) counted over the transcript; those seen
   at least twice (or in ``customVocabulary``), at most 10, most frequent first; a unigram that is part of
-  a chosen bigram is skipped. ``score`` = count / highest count. ``parentRefs=true``: a unigram topic's
-  parent is the chosen bigram that contains it.
+  a chosen bigram is skipped. ``score`` = count / highest count. ``parentRefs=true``: a bigram topic's
+  parent is its last word (the head noun), e.g. ``billing service`` -> ``service``.
 * **entities** (only with ``detectEntities=true`` or custom ``entities``): each custom entity's ``text``
   found case-insensitively (legacy shape, type ``custom``); with ``detectEntities`` also ``person`` (known
   speaker names mentioned in the text), ``number`` (digits) and ``date`` (weekdays, today, tomorrow,
@@ -35,8 +35,9 @@ Symbl documents; messages are still returned):
 * **analytics**: talk time per member = sum of their message durations; total talk time = union of message
   intervals; silence = conversation duration - talk time; overlap is empty (as for async jobs in Symbl);
   ``wpm`` = words / talk minutes.
-* **summary**: the first sentence of the conversation plus decision sentences (agreed, decided, decision,
-  plan, conclude) and definitive action items, at most 5, each with ``messageRefs``.
+* **summary**: the first statement (non-question sentence) of the conversation plus decision sentences
+  (agreed, decided, decision, plan, conclude) and definitive action items, at most 5, each with
+  ``messageRefs``.
 * **members**: distinct speakers in order of first appearance; UUID ids from hashes; emails from
   ``channelMetadata`` speakers with the same name.
 """
@@ -353,10 +354,8 @@ class Transcript:
                 "messageIds": [m.id for m in msgs],
                 "parentRefs": [],
             }
-            if parent_refs and " " not in phrase:
-                item["parentRefs"] = [
-                    {"type": "topic", "text": b} for b, _ in chosen if " " in b and phrase in b.split()
-                ]
+            if parent_refs and " " in phrase:
+                item["parentRefs"] = [{"type": "topic", "text": phrase.split()[-1]}]
             if sentiment:
                 scores = [sentiment_of(m.text)["polarity"]["score"] for m in msgs] or [0.0]
                 item["sentiment"] = _sentiment(sum(scores) / len(scores))
@@ -420,11 +419,12 @@ class Transcript:
                     for i in insights
                     if (hit := pattern.search(i["text"]))
                 ]
-                matches.append({"type": "vocabulary", "value": phrase, "messageRefs": refs, "insightRefs": insight_refs})
-            if matches:
-                out.append(
-                    {"id": numeric_id(self.conversation_id, "tracker", tracker["name"]), "name": tracker["name"], "matches": matches}
+                matches.append(
+                    {"type": "vocabulary", "value": phrase, "messageRefs": refs, "insightRefs": insight_refs}
                 )
+            if matches:
+                tracker_id = numeric_id(self.conversation_id, "tracker", tracker["name"])
+                out.append({"id": tracker_id, "name": tracker["name"], "matches": matches})
         return out
 
     # -- analytics -----------------------------------------------------------------------------------------
@@ -459,7 +459,10 @@ class Transcript:
                 {
                     "pace": {"wpm": round(words / (seconds / 60.0)) if seconds > 0 else 0},
                     "talkTime": {"percentage": pct(seconds, talk), "seconds": round(seconds, 3)},
-                    "listenTime": {"percentage": pct(talk - seconds, talk), "seconds": round(max(0.0, talk - seconds), 3)},
+                    "listenTime": {
+                        "percentage": pct(talk - seconds, talk),
+                        "seconds": round(max(0.0, talk - seconds), 3),
+                    },
                     "overlap": {},
                 }
             )
@@ -476,10 +479,12 @@ class Transcript:
         if not self.english:
             return []
         picked: list[tuple[Message, str]] = []
-        for i, (msg, sentence, _) in enumerate(self.sentences()):
+        for msg, sentence, _ in self.sentences():
+            if sentence.endswith("?"):
+                continue
             lower = " " + sentence.lower() + " "
             decision = any(k in lower for k in DECISION) or any(" " + p in lower for p in DEFINITIVE)
-            if (i == 0 or decision) and not sentence.endswith("?"):
+            if not picked or decision:
                 picked.append((msg, sentence))
             if len(picked) == 5:
                 break

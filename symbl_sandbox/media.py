@@ -13,7 +13,7 @@ import math
 import os
 import re
 import uuid
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,7 +83,7 @@ class Intake:
         if spool_dir is not None:
             spool_dir.mkdir(parents=True, exist_ok=True)
             self.path = spool_dir / f"upload-{uuid.uuid4().hex}.bin"
-            self._fh = open(self.path, "wb")  # noqa: SIM115 - closed in finish()/discard()
+            self._fh = open(self.path, "wb")
 
     def feed(self, chunk: bytes) -> None:
         if not chunk:
@@ -172,9 +172,7 @@ def probe(path: Path | str, size: int) -> MediaInfo:
             duration = (container.duration or 0) / 1_000_000
             subs = [s for s in container.streams if s.type == "subtitle"]
             if not duration:
-                duration = max(
-                    (float(s.duration * s.time_base) for s in container.streams if s.duration), default=0.0
-                )
+                duration = max((float(s.duration * s.time_base) for s in container.streams if s.duration), default=0.0)
             cues: list[Cue] = []
             if subs:
                 stream = subs[0]
@@ -233,9 +231,3 @@ def synthetic_cues(duration: float, seed: str, speakers: list[str]) -> list[Cue]
         )
         for i in range(lines)
     ]
-
-
-def iter_file_chunks(path: Path, chunk_size: int = CHUNK_SIZE) -> Iterable[bytes]:
-    with open(path, "rb") as fh:
-        while chunk := fh.read(chunk_size):
-            yield chunk

@@ -247,8 +247,7 @@ class SandboxModel:
         conv = self.conversations.get(conversation_id)
         if conv is None or conv.app_id != app_id or conv.deleted:
             raise NotFound(
-                "The conversation and/or it's metadata you asked could not be found, please check the input "
-                "provided"
+                "The conversation and/or it's metadata you asked could not be found, please check the input provided"
             )
         return conv
 

@@ -37,7 +37,7 @@ from symbl_airflow.errors import (
     error_class_for_status,
 )
 from symbl_airflow.options import SymblOptions
-from symbl_airflow.tokens import DEFAULT_REFRESH_MARGIN, TOKEN_CACHE, TokenKey
+from symbl_airflow.tokens import DEFAULT_REFRESH_MARGIN, TOKEN_CACHE, TokenKey, mask_token
 from symbl_airflow.version import __version__
 
 if TYPE_CHECKING:
@@ -313,15 +313,18 @@ def _api_error(
     return cls(message, **kwargs)
 
 
-def _ambiguous(method: str, endpoint: str, conversation_id: str | None, reason: str) -> SymblAmbiguousSubmissionError:
+def _ambiguous(
+    method: str, endpoint: str, conversation_id: str | None, reason: str, status: int | None = None
+) -> SymblAmbiguousSubmissionError:
     check = (
-        f"check conversation {conversation_id}'s jobs/messages"
+        f"list the jobs/messages of conversation {conversation_id}"
         if conversation_id
-        else "check your Symbl conversations (GET /v1/conversations) for a new one"
+        else "look for a new conversation (GET /v1/conversations)"
     )
     return SymblAmbiguousSubmissionError(
-        f"the upload was (partly) sent but no response arrived ({reason}); Symbl may or may not have "
-        f"accepted it, so it was not retried automatically; {check} before submitting again",
+        f"{reason}; the submission may or may not have been accepted by Symbl. It was not retried "
+        f"automatically because a retry could process the video twice: {check} before submitting again",
+        status=status,
         method=method,
         endpoint=endpoint,
         conversation_id=conversation_id,
@@ -374,14 +377,15 @@ def _insight_params(params: dict[str, Any]) -> list[tuple[str, str]]:
     return encoded
 
 
-def _parse_submission(payload: Any, method: str, endpoint: str, conversation_id: str | None) -> SymblSubmission:
+def _parse_submission(
+    resp: requests.Response | None, payload: Any, method: str, endpoint: str, conversation_id: str | None
+) -> SymblSubmission:
     if isinstance(payload, dict) and payload.get("conversationId") and payload.get("jobId"):
         return SymblSubmission(conversation_id=str(payload["conversationId"]), job_id=str(payload["jobId"]))
-    raise SymblError(
-        f"accepted response without conversationId/jobId: {str(payload)[:200]}",
-        method=method,
-        endpoint=endpoint,
-        conversation_id=conversation_id,
+    # A 2xx without ids: Symbl took it, but we cannot tell which job it is.
+    status = resp.status_code if resp is not None else None
+    raise _ambiguous(
+        method, endpoint, conversation_id, f"HTTP {status} without conversationId/jobId: {str(payload)[:200]}", status
     )
 
 
@@ -437,36 +441,43 @@ class _UploadBody:
         if self._source is not None:
             raise RuntimeError("an upload body can be iterated only once per attempt")
         self._source = self._open_body()
-        for chunk in self._chunks(self._source):
-            for start in range(0, len(chunk), self.chunk_size):
-                piece = chunk[start : start + self.chunk_size]
-                self.handed_out = True
-                yield piece
-                self.sent += len(piece)
-                self._progress()
-        if self.sent != self.length:
-            raise _BodyLengthMismatch(f"the source ended after {self.sent} bytes but length={self.length}")
+        # One chunk of lookahead: the last chunk is held back until the source is known to end at
+        # exactly ``length`` bytes, so a wrong length never gives the server a complete body.
+        pending: bytes | None = None
+        total = 0
+        for chunk in self._raw_chunks(self._source):
+            total += len(chunk)
+            if total > self.length:
+                raise _BodyLengthMismatch(f"the source has more than length={self.length} bytes")
+            if pending is not None:
+                yield from self._emit(pending)
+            pending = chunk
+        if total != self.length:
+            raise _BodyLengthMismatch(f"the source ended after {total} bytes but length={self.length}")
+        if pending is not None:
+            yield from self._emit(pending)
 
-    def _chunks(self, source: Any) -> Iterator[bytes]:
+    def _raw_chunks(self, source: Any) -> Iterator[bytes]:
         if hasattr(source, "read"):
             remaining = self.length
-            while remaining > 0:
-                data = source.read(min(self.chunk_size, remaining))
+            while True:
+                # Past the declared length, read one byte: only to detect a longer source.
+                data = source.read(min(self.chunk_size, remaining) if remaining > 0 else 1)
                 if not data:
                     return
                 remaining -= len(data)
                 yield bytes(data)
-            if source.read(1):
-                raise _BodyLengthMismatch(f"the source has more than length={self.length} bytes")
-            return
-        total = 0
         for data in source:
-            if not data:
-                continue
-            total += len(data)
-            if total > self.length:
-                raise _BodyLengthMismatch(f"the source has more than length={self.length} bytes")
-            yield bytes(data)
+            if data:
+                yield bytes(data)
+
+    def _emit(self, chunk: bytes) -> Iterator[bytes]:
+        for start in range(0, len(chunk), self.chunk_size):
+            piece = chunk[start : start + self.chunk_size]
+            self.handed_out = True
+            yield piece
+            self.sent += len(piece)
+            self._progress()
 
     def _progress(self) -> None:
         if self._on_progress is None:
@@ -556,6 +567,7 @@ class SymblHook(HttpHook):
         try:
             config = self.config
             value, expires_in = self._fetch_token()
+            mask_token(value)
             TOKEN_CACHE.store(config.token_key, value, expires_in, config.token_refresh_margin)
             return True, f"Connection successfully tested: got an access token from {config.base_url}"
         except Exception as exc:
@@ -681,7 +693,9 @@ class SymblHook(HttpHook):
             except requests.RequestException as exc:
                 # Safe to resend only if the connection never opened (then no byte went out).
                 if upload and ((data is not None and data.handed_out) or not _is_connect_failure(exc)):
-                    raise _ambiguous(method, path, conversation_id, _describe(exc)) from None
+                    raise _ambiguous(
+                        method, path, conversation_id, f"request sent but no response ({_describe(exc)})"
+                    ) from None
                 reason = _describe(exc)
                 error: SymblError = SymblConnectionError(
                     f"no response after {attempt} attempt(s): {reason}", method=method, endpoint=path, **ids
@@ -722,6 +736,13 @@ class SymblHook(HttpHook):
                 delay,
             )
             self._sleep(delay)
+
+    @staticmethod
+    def _payload(resp: requests.Response) -> Any:
+        try:
+            return resp.json()
+        except ValueError:
+            return resp.text
 
     def _json(self, resp: requests.Response, method: str, path: str, **ids: Any) -> Any:
         try:
@@ -770,7 +791,7 @@ class SymblHook(HttpHook):
             upload=True,
             conversation_id=conversation_id,
         )
-        submission = _parse_submission(self._json(resp, method, path), method, path, conversation_id)
+        submission = _parse_submission(resp, self._payload(resp), method, path, conversation_id)
         self.log.info(
             "Symbl accepted %s %s (%d bytes): conversation_id=%s job_id=%s",
             method,
@@ -802,7 +823,7 @@ class SymblHook(HttpHook):
             upload=True,
             conversation_id=conversation_id,
         )
-        submission = _parse_submission(self._json(resp, method, path), method, path, conversation_id)
+        submission = _parse_submission(resp, self._payload(resp), method, path, conversation_id)
         self.log.info(
             "Symbl accepted %s %s for %s://%s: conversation_id=%s job_id=%s",
             method,

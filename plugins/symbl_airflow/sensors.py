@@ -158,7 +158,6 @@ class SymblJobSensor(BaseSensorOperator):
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),
         )
-        return job_ids  # not reached: defer() raises TaskDeferred
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> list[str]:
         if not isinstance(event, dict) or not event.get("status"):

@@ -52,7 +52,8 @@ class CachedToken:
         return now < self.refresh_at
 
 
-def _mask(token: str) -> None:
+def mask_token(token: str) -> None:
+    """Register a token with Airflow's secrets masker (task logs, supervisor)."""
     try:
         from airflow.sdk.log import mask_secret
     except ImportError:  # pragma: no cover - older task SDK layouts
@@ -64,7 +65,7 @@ async def _amask(token: str) -> None:
     try:
         from airflow.sdk.log import amask_secret
     except ImportError:  # pragma: no cover
-        _mask(token)
+        mask_token(token)
         return
     await amask_secret(token)
 
@@ -133,7 +134,7 @@ class TokenCache:
             if token is not None:
                 return token
             value, expires_in = fetch()
-            _mask(value)
+            mask_token(value)
             self.store(key, value, expires_in, margin)
             log.debug("Fetched a Symbl access token for %s (expires in %.0f s)", key[0], expires_in)
             return value

@@ -598,3 +598,48 @@ def test_secret_and_tokens_never_in_logs_or_errors(conn_env, logs):
     text = logs()
     assert "refreshing the access token once" in text  # the check below reads real log output
     assert_no_secrets([text, *errors], [SECRET, "tok-1", "tok-2", "tok-3"])
+
+
+def test_longer_source_never_sends_the_whole_declared_length():
+    """The last chunk is held back until the source is known to end exactly at ``length``."""
+    body = _UploadBody(lambda: io.BytesIO(b"abcdef"), 5, 2, None)
+    sent = []
+    with pytest.raises(ValueError, match="more than length=5"):
+        for piece in body:
+            sent.append(piece)
+    assert sum(map(len, sent)) < 5
+    body = _UploadBody(lambda: iter([b"ab", b"cd", b"e", b"f"]), 5, 2, None)
+    sent = []
+    with pytest.raises(ValueError, match="more than length=5"):
+        for piece in body:
+            sent.append(piece)
+    assert sum(map(len, sent)) < 5
+
+
+def test_2xx_without_ids_is_ambiguous(conn_env):
+    hook, _ = make_hook(conn_env, [make_response(201, {"status": "ok"})])
+    with pytest.raises(SymblAmbiguousSubmissionError, match="without conversationId/jobId") as info:
+        hook.submit_video(lambda: io.BytesIO(b"x"), 1)
+    assert info.value.status == 201
+
+
+def test_test_connection_masks_the_token(conn_env, monkeypatch):
+    import airflow.sdk.log
+
+    masked = []
+    monkeypatch.setattr(airflow.sdk.log, "mask_secret", lambda value, name=None: masked.append(value))
+    hook, session = make_hook(conn_env, [])
+    ok, message = hook.test_connection()
+    assert ok, message
+    assert "tok-1" in masked and SECRET in masked
+
+
+@pytest.mark.parametrize(
+    ("conversation_id", "method", "suffix"),
+    [(None, "POST", "/v1/process/video"), ("", "POST", "/v1/process/video"), ("42", "PUT", "/v1/process/video/42")],
+)
+def test_post_or_put(conn_env, conversation_id, method, suffix):
+    hook, session = make_hook(conn_env, [make_response(201, {"conversationId": "42", "jobId": "j"})])
+    hook.submit_video(lambda: io.BytesIO(b"x"), 1, conversation_id=conversation_id)
+    assert session.calls[0]["method"] == method
+    assert session.calls[0]["url"] == "http://symbl.test:9" + suffix

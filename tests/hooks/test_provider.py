@@ -44,6 +44,6 @@ def test_providers_manager_lists_symbl():
     assert info["conn_id_attr"] == "symbl_conn_id"
     assert info["hook_name"] == "Symbl.ai"
     assert info["package"] == "symbl-airflow"
-    assert info["runtime_hook"] in (None, "symbl_airflow.hooks.SymblHook")
+    assert info["runtime_hook"] == "symbl_airflow.hooks.SymblHook"
     # the declarative provider info and the hook's own method agree
     assert info["field_behaviours"] == SymblHook.get_ui_field_behaviour()

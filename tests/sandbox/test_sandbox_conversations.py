@@ -97,6 +97,8 @@ def test_insight_endpoints(api, done):
     topics = api.conversation(done, "/topics").json()["topics"]
     assert topics[0]["text"] == "pricing page" and topics[0]["score"] == 1.0
     assert len(topics[0]["messageIds"]) == 3 and topics[0]["parentRefs"] == []
+    with_parents = api.conversation(done, "/topics", parentRefs="true").json()["topics"]
+    assert with_parents[0]["parentRefs"] == [{"type": "topic", "text": "page"}]
     with_sentiment = api.conversation(done, "/topics", sentiment="true").json()["topics"]
     assert "sentiment" in with_sentiment[0]
 

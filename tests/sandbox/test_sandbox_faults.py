@@ -83,7 +83,8 @@ async def test_drop_is_a_connection_error_for_aiohttp_clients(api, clip):
         async with session.get(api.url + "/v1/job/x") as resp:
             assert resp.status == 404
         with pytest.raises(aiohttp.ClientConnectionError):
-            async with session.post(api.url + "/v1/process/video", data=clip.one, headers={"Content-Type": "video/mp4"}):
+            headers = {"Content-Type": "video/mp4"}
+            async with session.post(api.url + "/v1/process/video", data=clip.one, headers=headers):
                 pass
     assert api.server.ledger() == []
 

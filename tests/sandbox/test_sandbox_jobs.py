@@ -116,7 +116,7 @@ def test_webhook_payloads_and_failures_do_not_block(api, clip, webhook, loopback
     assert api.wait(job3)[-1] == "completed"
     failing.wait_for(job2, "completed")
     deadline = time.monotonic() + 5
-    while "webhook for job %s failed" % job3 not in api.server.log_path.read_text():
+    while f"webhook for job {job3} failed" not in api.server.log_path.read_text():
         assert time.monotonic() < deadline, "webhook failure was not logged"
         time.sleep(0.05)
 

@@ -206,7 +206,10 @@ def test_invalid_options_are_400_naming_the_parameter(api, clip, name, value):
 
 
 def test_all_languages_accepted(api, clip):
-    codes = "en-US en-GB en-AU en-IE en-IN en-ZA ru-RU fr-CA fr-FR de-DE it-IT nl-NL ja-JP es-US es-ES ar-SA hi-IN pt-BR pt-PT fa-IR"
+    codes = (
+        "en-US en-GB en-AU en-IE en-IN en-ZA ru-RU fr-CA fr-FR de-DE it-IT nl-NL ja-JP es-US es-ES ar-SA hi-IN "
+        "pt-BR pt-PT fa-IR"
+    )
     for code in codes.split():
         assert api.submit(clip.one, params={"languageCode": code}).status_code == 201, code
 

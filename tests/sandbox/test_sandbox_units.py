@@ -61,6 +61,7 @@ def test_topics_entities_trackers_and_language():
     topics = t.topics(parent_refs=True)
     assert topics[0]["text"] == "billing service" and topics[0]["score"] == 1.0
     assert "billing" not in [x["text"] for x in topics]  # inside a chosen bigram
+    assert topics[0]["parentRefs"] == [{"type": "topic", "text": "service"}]
     types = {(e["type"], e["value"]) for e in t.entities()}
     assert types == {("custom", "billing dashboard"), ("number", "3"), ("date", "tomorrow"), ("person", "Ben")}
     trackers = t.trackers()
@@ -153,7 +154,8 @@ async def test_model_queue_order_and_limit(tmp_path):
         copy = tmp_path / f"c{i}.mp4"
         copy.write_bytes(path.read_bytes())
         conv = jobs[0].conversation_id if jobs else None
-        jobs.append(model.submit(app, model.reserve_slot(app), options={}, conversation_id=conv, media_path=copy, size=size))
+        slot = model.reserve_slot(app)
+        jobs.append(model.submit(app, slot, options={}, conversation_id=conv, media_path=copy, size=size))
     with pytest.raises(TooManyJobs):
         model.reserve_slot(app)
     await asyncio.gather(*(j.task for j in jobs))

@@ -1,0 +1,131 @@
+"""SymblJobSensor without servers: job_ids normalisation, defaults and execute_complete's outcomes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
+
+from symbl_airflow.sensors import SymblJobSensor, resolve_job_ids
+
+pytestmark = pytest.mark.unit
+
+XCOM = {"conversation_id": "c1", "job_ids": ["j1", "j2"], "sources": ["s3://b/1.mp4", "s3://b/2.mp4"]}
+
+
+@pytest.mark.parametrize(
+    ("job_ids", "conversation_id", "expected"),
+    [
+        ("j1", None, (["j1"], None)),
+        (["j1", "j2", "j1"], "c0", (["j1", "j2"], "c0")),
+        (("j1",), None, (["j1"], None)),
+        (XCOM, None, (["j1", "j2"], "c1")),
+        (XCOM, "explicit", (["j1", "j2"], "explicit")),
+        ([XCOM, {"conversation_id": "c1", "job_ids": ["j3"], "sources": []}], None, (["j1", "j2", "j3"], "c1")),
+        ([XCOM, {"conversation_id": "c2", "job_ids": ["j3"]}], None, (["j1", "j2", "j3"], "c1, c2")),
+        (["j0", XCOM], None, (["j0", "j1", "j2"], "c1")),
+        ({"conversation_id": "c1", "job_id": "j9"}, None, (["j9"], "c1")),
+        (repr(XCOM), None, (["j1", "j2"], "c1")),  # a Jinja-rendered XCom
+        ("['j1', 'j2']", None, (["j1", "j2"], None)),
+    ],
+)
+def test_resolve_job_ids(job_ids, conversation_id, expected):
+    assert resolve_job_ids(job_ids, conversation_id) == expected
+
+
+@pytest.mark.parametrize(
+    "job_ids",
+    [
+        "",
+        [],
+        None,
+        42,
+        [42],
+        b"j1",
+        {"conversation_id": "c1", "sources": []},
+        {"conversation_id": "c1", "job_ids": []},
+        [{"job_ids": ["j1"]}, None],
+        "[not python",
+    ],
+)
+def test_bad_job_ids_raise_in_execute_not_init(job_ids):
+    sensor = SymblJobSensor(task_id="wait", job_ids=job_ids)  # DAG parsing must not fail on a bad value
+    with pytest.raises(ValueError, match="job_ids") as exc:
+        sensor.execute({})
+    assert "SymblAppendVideoOperator" in str(exc.value)  # says what to pass
+
+
+def test_defaults():
+    sensor = SymblJobSensor(task_id="wait", job_ids="j1")
+    assert sensor.template_fields == ("job_ids", "conversation_id", "symbl_conn_id")
+    assert sensor.symbl_conn_id == "symbl_default"
+    assert sensor.deferrable is False
+    assert sensor.poke_interval == 60
+
+
+def test_deferrable_poke_interval_default_and_overrides():
+    from airflow.sdk import DAG
+
+    assert SymblJobSensor(task_id="a", job_ids="j1", deferrable=True).poke_interval == 10
+    assert SymblJobSensor(task_id="b", job_ids="j1", deferrable=True, poke_interval=3).poke_interval == 3
+    assert (
+        SymblJobSensor(task_id="c", job_ids="j1", deferrable=True, poke_interval=timedelta(seconds=2)).poke_interval
+        == 2
+    )
+    with DAG("symbl_sensor_defaults", schedule=None, default_args={"poke_interval": 7}):
+        assert SymblJobSensor(task_id="d", job_ids="j1", deferrable=True).poke_interval == 7
+
+
+# ---------------------------------------------------------------------------------------------- execute_complete
+def _sensor():
+    return SymblJobSensor(task_id="wait", job_ids=XCOM, deferrable=True, timeout=120)
+
+
+def _event(status, **extra):
+    return {
+        "status": status,
+        "message": f"msg-{status}",
+        "job_ids": ["j1", "j2"],
+        "conversation_id": "c1",
+        "statuses": {},
+        **extra,
+    }
+
+
+def test_execute_complete_success_returns_job_ids():
+    assert _sensor().execute_complete({}, _event("success")) == ["j1", "j2"]
+
+
+def test_execute_complete_failed_names_job_and_conversation():
+    with pytest.raises(AirflowException, match="Symbl job j2 failed") as exc:
+        _sensor().execute_complete({}, _event("failed", failed_job_id="j2"))
+    assert "c1" in str(exc.value)
+    assert not isinstance(exc.value, AirflowSensorTimeout)
+
+
+def test_execute_complete_timeout_is_a_sensor_timeout():
+    with pytest.raises(AirflowSensorTimeout) as exc:
+        _sensor().execute_complete({}, _event("timeout"))
+    text = str(exc.value)
+    assert "j1" in text and "j2" in text and "c1" in text and "120" in text
+
+
+def test_execute_complete_error():
+    with pytest.raises(AirflowException, match="ended with error: msg-error") as exc:
+        _sensor().execute_complete({}, _event("error"))
+    assert "j1, j2" in str(exc.value) and "c1" in str(exc.value)
+    assert not isinstance(exc.value, AirflowSensorTimeout)
+
+
+@pytest.mark.parametrize("event", [None, {}, {"message": "no status"}, "success", {"status": ""}])
+def test_execute_complete_rejects_invalid_events(event):
+    with pytest.raises(AirflowException, match="invalid event"):
+        _sensor().execute_complete({}, event)
+
+
+def test_execute_complete_falls_back_to_own_ids():
+    event = {"status": "failed", "message": "m"}
+    with pytest.raises(AirflowException) as exc:
+        _sensor().execute_complete({}, event)
+    assert "j1, j2" in str(exc.value) and "c1" in str(exc.value)
