@@ -13,12 +13,13 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.common import MiB, child_env, proc_status, reset_peak, run_child
+from bench.common import MiB, child_env, cpu_seconds, proc_status, reset_peak, run_child
 
 VARIANTS = ("raw", "operator", "seed")
 PART_SIZE = 64 * MiB
@@ -61,6 +62,7 @@ def worker(args: argparse.Namespace) -> dict:
 
     baseline = proc_status()["VmRSS"]
     peak_reset = reset_peak()
+    cpu_started = time.process_time()
     started = time.perf_counter()
     if args.variant == "operator":
         source = inspect_source(s3_hook, f"s3://{args.bucket}/{args.key}")
@@ -86,12 +88,14 @@ def worker(args: argparse.Namespace) -> dict:
     else:
         raise SystemExit(f"unknown variant {args.variant}")
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     status = proc_status()
     return {
         "variant": args.variant,
         "size": size,
         "seconds": elapsed,
         "mib_s": size / MiB / elapsed,
+        "cpu_s": cpu,
         "baseline_rss": baseline,
         "peak_rss": status["VmHWM"],
         "extra_rss": max(0, status["VmHWM"] - baseline),
@@ -134,7 +138,12 @@ def run(sizes_mib: list[int], workdir: Path, repeat: int = 1, log=print) -> dict
 
     head = _mp4_head()
     results: list[dict] = []
-    sandbox = start_sandbox(workdir / "sandbox", "--log-level", "WARNING", speed=0.001, min_job_seconds=0.2)
+    # Spool uploads to tmpfs when there is one: disk writeback of GiBs would add noise unrelated to the client.
+    shm = Path("/dev/shm")
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-sandbox-", dir=shm)) if shm.is_dir() else workdir / "data"
+    sandbox = start_sandbox(
+        workdir / "sandbox", "--log-level", "WARNING", "--data-dir", str(data_dir), speed=0.001, min_job_seconds=0.2
+    )
     try:
         for size_mib in sizes_mib:
             s3 = start_s3(workdir / f"s3-{size_mib}")  # a fresh moto per size: it keeps objects in memory
@@ -158,6 +167,7 @@ def run(sizes_mib: list[int], workdir: Path, repeat: int = 1, log=print) -> dict
                         conversation_id = resp.json()["conversationId"]
                         before = proc_status(sandbox.pid)
                         reset_peak(sandbox.pid)
+                        sandbox_cpu, s3_cpu = cpu_seconds(sandbox.pid), cpu_seconds(s3.proc.pid)
                         args = [
                             "worker",
                             "--variant",
@@ -173,6 +183,9 @@ def run(sizes_mib: list[int], workdir: Path, repeat: int = 1, log=print) -> dict
                         ]
                         result = run_child("bench.upload", args, env)
                         after = proc_status(sandbox.pid)
+                        result["sandbox_cpu_s"] = cpu_seconds(sandbox.pid) - sandbox_cpu
+                        result["s3_cpu_s"] = cpu_seconds(s3.proc.pid) - s3_cpu
+                        _wait_job(sandbox, token, result["job_id"])  # its processing must not overlap the next run
                         result.update(
                             size_mib=size_mib,
                             repeat=rep,
@@ -186,7 +199,8 @@ def run(sizes_mib: list[int], workdir: Path, repeat: int = 1, log=print) -> dict
                         log(
                             f"  {size_mib:>5} MiB {variant:<8} {result['mib_s']:7.1f} MiB/s  "
                             f"extra RSS {result['extra_rss'] / MiB:7.1f} MiB  "
-                            f"sandbox extra {result['sandbox_extra'] / MiB:6.1f} MiB"
+                            f"sandbox extra {result['sandbox_extra'] / MiB:6.1f} MiB  cpu client/sandbox/s3 "
+                            f"{result['cpu_s']:.1f}/{result['sandbox_cpu_s']:.1f}/{result['s3_cpu_s']:.1f} s"
                         )
                         results.append(result)
                 client.delete_object(Bucket=bucket, Key=key)
@@ -195,7 +209,17 @@ def run(sizes_mib: list[int], workdir: Path, repeat: int = 1, log=print) -> dict
             sandbox.reset()  # forget conversations; spooled media is removed when each job ends
     finally:
         sandbox.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
     return {"runs": results, "summary": summarize(results)}
+
+
+def _wait_job(sandbox, token: str, job_id: str, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = sandbox.request("GET", f"/v1/job/{job_id}", headers={"Authorization": f"Bearer {token}"}).json()
+        if status.get("status") in ("completed", "failed"):
+            return
+        time.sleep(0.2)
 
 
 def summarize(results: list[dict]) -> list[dict]:

@@ -690,13 +690,24 @@ class SymblHook(HttpHook):
                 raise SymblBodyLengthError(
                     f"upload aborted: {exc}; nothing was accepted", method=method, endpoint=path, **ids
                 ) from None
-            except requests.RequestException as exc:
-                # Safe to resend only if the connection never opened (then no byte went out).
-                if upload and ((data is not None and data.handed_out) or not _is_connect_failure(exc)):
+            except Exception as exc:
+                incomplete = upload and data is not None and data.sent < data.length
+                if not isinstance(exc, requests.RequestException) and (not incomplete or isinstance(exc, ValueError)):
+                    raise  # a bug, or the source itself refusing (e.g. it changed): not a transport fault
+                # A body that never got out whole cannot have been accepted (the server needs all
+                # Content-Length bytes), so that is a refusal and safe to resend from a fresh source.
+                # Otherwise it is safe only if the connection never opened.
+                if (
+                    upload
+                    and not incomplete
+                    and ((data is not None and data.handed_out) or not _is_connect_failure(exc))
+                ):
                     raise _ambiguous(
                         method, path, conversation_id, f"request sent but no response ({_describe(exc)})"
                     ) from None
                 reason = _describe(exc)
+                if incomplete:
+                    reason = f"connection lost after {data.sent} of {data.length} body bytes ({reason})"
                 error: SymblError = SymblConnectionError(
                     f"no response after {attempt} attempt(s): {reason}", method=method, endpoint=path, **ids
                 )

@@ -212,16 +212,41 @@ def test_connection_refused_upload_retried_then_fails(monkeypatch, clean_sandbox
 
 
 # ------------------------------------------------------------------------------------------- ambiguity
-def test_drop_mid_body_is_ambiguous(hook, clean_sandbox, video):
-    assert len(video) > 4096
+def test_drop_mid_body_never_duplicates(hook, clean_sandbox, video):
+    """A small body may already sit in socket buffers when the server hangs up, so the client sees
+    either a cut-short send (resent once) or a full send with no answer (ambiguous); never a duplicate."""
     clean_sandbox.fault(
         match={"method": "POST", "path": "/v1/process/video"}, action="drop", phase="mid_body", after_bytes=2048
     )
+    try:
+        submission = hook.submit_video(opener(video), len(video), chunk_size=1024)
+    except SymblAmbiguousSubmissionError:
+        assert clean_sandbox.ledger() == []
+        assert route_count(clean_sandbox, "POST /v1/process/video") == 1
+    else:
+        assert [e["jobId"] for e in clean_sandbox.ledger()] == [submission.job_id]
+
+
+def test_drop_after_full_body_is_ambiguous(hook, clean_sandbox, video):
+    clean_sandbox.fault(match={"method": "POST", "path": "/v1/process/video"}, action="drop", phase="after_body")
     with pytest.raises(SymblAmbiguousSubmissionError) as info:
         hook.submit_video(opener(video), len(video), chunk_size=1024)
     assert "may or may not have been accepted" in str(info.value)
     assert route_count(clean_sandbox, "POST /v1/process/video") == 1  # never retried
     assert clean_sandbox.ledger() == []
+
+
+def test_drop_mid_body_of_large_upload_is_resent(hook, clean_sandbox, video):
+    """The connection dies while the body is still going out: Symbl cannot have accepted it, so resend."""
+    big = video + b"\0" * (48 << 20)  # larger than loopback socket buffers: the send itself fails
+    clean_sandbox.fault(
+        match={"method": "POST", "path": "/v1/process/video"}, action="drop", phase="mid_body", after_bytes=65536
+    )
+    submission = hook.submit_video(opener(big), len(big), chunk_size=1 << 20)
+    ledger = clean_sandbox.ledger()
+    assert [e["jobId"] for e in ledger] == [submission.job_id]  # exactly one accepted submission
+    assert ledger[0]["sha256"] == sha(big)
+    assert route_count(clean_sandbox, "POST /v1/process/video") == 2
 
 
 def test_drop_after_accept_is_ambiguous_but_accepted(hook, clean_sandbox, video):

@@ -113,10 +113,7 @@ def _dag(name: str, submit_video):
 
         @task
         def append():
-            import sys, time
-            t = time.time()
             first = submit_video()
-            print("PROBE submit took", time.time() - t, file=sys.__stderr__)
             second = submit_video(conversation_id=first.conversation_id)
             return {
                 "conversation_id": first.conversation_id,
@@ -145,15 +142,18 @@ def submit_video(clean_sandbox, mp4):
     def _submit(conversation_id=None):
         from symbl_airflow.hooks import SymblHook
 
-        data = mp4.make([("Alice", "Hello there."), ("Bob", "Hi Alice.")], seconds_per_cue=1.0)
+        # 30 s of media: ~1.5 s of simulated work per job, so the sensor's first poke sees it pending.
+        data = mp4.make([("Alice", "Hello there."), ("Bob", "Hi Alice.")], seconds_per_cue=15.0)
         return SymblHook().submit_video(lambda: io.BytesIO(data), len(data), conversation_id=conversation_id)
 
     return _submit
 
 
-def test_dag_waits_in_trigger_then_runs_downstream(clean_sandbox, submit_video, run_dag):
+def test_dag_waits_in_trigger_then_runs_downstream(clean_sandbox, submit_video, run_dag, capsys, caplog):
     dag, key = _dag("ok", submit_video)
     dr = run_dag(dag)
+    output = capsys.readouterr().out + caplog.text
+    assert "running trigger in line" in output  # the sensor deferred and the trigger fired
     assert str(dr.state) == "success", _states(dr)
     assert _states(dr) == {"append": "success", "wait": "success", "downstream": "success"}
     job_ids = [e["jobId"] for e in clean_sandbox.ledger()]
@@ -169,10 +169,11 @@ def test_dag_fails_when_job_fails(clean_sandbox, submit_video, run_dag, capsys, 
     states = _states(dr)
     assert states["append"] == "success"
     assert states["wait"] == "failed"
-    assert states["downstream"] in ("upstream_failed", "None")
+    assert states["downstream"] == "upstream_failed", states
     assert key not in RESULTS
     ledger = clean_sandbox.ledger()
     failed_job = ledger[1]["jobId"]
     out = capsys.readouterr()
     logs = out.out + out.err + caplog.text
+    assert "running trigger in line" in logs  # failed while deferred: the trigger's "failed" event
     assert f"Symbl job {failed_job} failed" in logs
