@@ -15,7 +15,7 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
@@ -26,7 +26,9 @@ from symbl_airflow.errors import (
     SymblRateLimitError,
     SymblServerError,
 )
-from symbl_airflow.hooks import SymblAsyncHook, SymblJob
+
+if TYPE_CHECKING:
+    from symbl_airflow.hooks import SymblAsyncHook, SymblJob
 
 #: Errors that may clear up on the next interval (the hook already retried within one call).
 TRANSIENT_ERRORS: tuple[type[SymblError], ...] = (SymblRateLimitError, SymblServerError, SymblConnectionError)
@@ -113,6 +115,9 @@ class SymblJobTrigger(BaseTrigger):
 
     # ------------------------------------------------------------------ internals
     async def _wait(self) -> dict[str, Any]:
+        # Imported here so that DAG files importing the sensor do not pay for the HTTP stack.
+        from symbl_airflow.hooks import SymblAsyncHook, SymblJob
+
         statuses: dict[str, str] = {}
         pending = list(self.job_ids)
         failed_polls = 0

@@ -30,7 +30,7 @@ def _load_pipeline(monkeypatch):
 
     monkeypatch.setenv("SYMBL_PIPELINE_POLL_INTERVAL", "0.2")
     monkeypatch.setenv("SYMBL_PIPELINE_POOL", "default_pool")
-    bag = DagBag(dag_folder=str(ROOT / "dags" / "symbl_video_pipeline.py"), include_examples=False)
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "symbl_video_pipeline.py"))
     assert not bag.import_errors, bag.import_errors
     return bag.dags["symbl_video_pipeline"]
 
@@ -112,7 +112,7 @@ socket.socket.connect = _no_network
 socket.getaddrinfo = _no_network
 socket.create_connection = _no_network
 from airflow.dag_processing.dagbag import DagBag
-bag = DagBag(dag_folder={str(ROOT / "dags")!r}, include_examples=False)
+bag = DagBag(dag_folder={str(ROOT / "dags")!r})
 assert not bag.import_errors, bag.import_errors
 print(sorted(bag.dags))
 """

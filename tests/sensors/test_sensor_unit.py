@@ -129,3 +129,16 @@ def test_execute_complete_falls_back_to_own_ids():
     with pytest.raises(AirflowException) as exc:
         _sensor().execute_complete({}, event)
     assert "j1, j2" in str(exc.value) and "c1" in str(exc.value)
+
+
+def test_importing_the_sensor_skips_the_http_stack():
+    """DAG files import the sensor at parse time; the hooks (requests, HttpHook) load only when it runs."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, symbl_airflow.sensors, symbl_airflow.triggers; "
+        "print(sorted(m for m in ('symbl_airflow.hooks', 'requests', 'aiohttp') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr

@@ -10,7 +10,7 @@ import pytest
 from airflow.sdk.module_loading import import_string
 from airflow.triggers.base import TriggerEvent
 
-from symbl_airflow import triggers
+from symbl_airflow import hooks, triggers
 from symbl_airflow.errors import (
     SymblAuthError,
     SymblConnectionError,
@@ -60,7 +60,7 @@ class ScriptedHook:
 def hook(monkeypatch):
     ScriptedHook.script = {}
     ScriptedHook.instances = []
-    monkeypatch.setattr(triggers, "SymblAsyncHook", ScriptedHook)
+    monkeypatch.setattr(hooks, "SymblAsyncHook", ScriptedHook)
     return ScriptedHook
 
 
@@ -237,7 +237,7 @@ async def test_hook_setup_failure_becomes_error_event(monkeypatch):
         async def __aenter__(self):
             raise RuntimeError("no such connection")
 
-    monkeypatch.setattr(triggers, "SymblAsyncHook", Broken)
+    monkeypatch.setattr(hooks, "SymblAsyncHook", Broken)
     (event,) = await events(SymblJobTrigger(job_ids=["a", "b"], conversation_id="c1"))
     assert event.payload["status"] == "error"
     assert "no such connection" in event.payload["message"]
@@ -278,7 +278,7 @@ async def test_concurrency_is_bounded(hook, sleeps, monkeypatch):
             in_flight -= 1
             return SymblJob(id=job_id, status="completed")
 
-    monkeypatch.setattr(triggers, "SymblAsyncHook", Slow)
+    monkeypatch.setattr(hooks, "SymblAsyncHook", Slow)
     ids = [f"j{i}" for i in range(10)]
     (event,) = await events(SymblJobTrigger(job_ids=ids))
     assert event.payload["status"] == "success"
