@@ -127,7 +127,7 @@ def _summary(s3_client, sandbox) -> None:
             )
         print(f"    {len(messages)} messages:")
         for m in messages:
-            print(textwrap.shorten(f"      [{m['from'].get('name', '?')}] {m['text']}", 100))
+            print("      " + textwrap.shorten(f"[{m['from'].get('name', '?')}] {m['text']}", 94))
         print(f"    top topics: {', '.join(t['text'] for t in topics[:5]) or '-'}")
         print(f"    questions: {'; '.join(q['text'] for q in questions) or '-'}")
         print(f"    action items: {'; '.join(a['text'] for a in actions) or '-'}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -36,7 +37,8 @@ def airflow_cluster():
         yield cluster
     finally:
         cluster.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if not os.environ.get("SYMBL_E2E_KEEP"):  # keep logs for debugging
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 class Scenario:

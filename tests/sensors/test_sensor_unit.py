@@ -135,9 +135,13 @@ def test_importing_the_sensor_skips_the_http_stack():
     """DAG files import the sensor at parse time; the hooks (requests, HttpHook) load only when it runs."""
     import subprocess
     import sys
+    from pathlib import Path
 
+    import symbl_airflow
+
+    plugins = str(Path(symbl_airflow.__file__).resolve().parent.parent)
     code = (
-        "import sys, symbl_airflow.sensors, symbl_airflow.triggers; "
+        f"import sys; sys.path.insert(0, {plugins!r}); import symbl_airflow.sensors, symbl_airflow.triggers; "
         "print(sorted(m for m in ('symbl_airflow.hooks', 'requests', 'aiohttp') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)

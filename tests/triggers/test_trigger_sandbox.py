@@ -157,3 +157,9 @@ async def test_unknown_job_is_an_error(clean_sandbox, submit):
 
 def _auth(sandbox) -> dict[str, str]:
     return {"Authorization": f"Bearer {sandbox.token()}"}
+
+
+async def test_missing_connection_is_an_error_event(sandbox):
+    event = await run_once(SymblJobTrigger(job_ids="j1", symbl_conn_id="no_such_symbl_conn", conversation_id="c1"))
+    assert event["status"] == "error"
+    assert "no_such_symbl_conn" in event["message"] and "j1" in event["message"]
