@@ -219,6 +219,7 @@ class AirflowCluster:
     # ------------------------------------------------------------------ components
     def start_component(self, name: str) -> None:
         comp = self.components[name]
+        comp.log_offset = comp.log_path.stat().st_size if comp.log_path.exists() else 0
         with open(comp.log_path, "ab") as log:
             comp.proc = subprocess.Popen(
                 [sys.executable, "-m", "airflow", *comp.args],
@@ -255,9 +256,16 @@ class AirflowCluster:
         if comp.proc.poll() is None:
             comp.proc.wait(timeout=10)
 
+    def restart_component(self, name: str) -> None:
+        self.start_component(name)
+        self.components[name].expected_down = False
+        if name.startswith("worker-"):
+            self.wait_worker_ready(name)
+
     def kill_component(self, name: str) -> None:
         """SIGKILL the component and every process below it: a crashed machine, no cleanup."""
         comp = self.components[name]
+        comp.expected_down = True
         children = comp.descendants()
         self._signal_tree(comp, signal.SIGKILL, children)
         comp.proc.wait(timeout=10)
@@ -267,7 +275,7 @@ class AirflowCluster:
 
     def wait_worker_ready(self, name: str, timeout: float = 120) -> None:
         comp = self.components[name]
-        start = comp.log_path.stat().st_size if comp.log_path.exists() else 0
+        start = comp.log_offset
 
         def ready() -> bool:
             if not comp.alive():
@@ -332,6 +340,7 @@ class AirflowCluster:
             state = self.run_state(run_id, dag_id)
             if state in TERMINAL_RUN_STATES:
                 return state
+            self.snapshot_triggers()
             if on_poll is not None:
                 on_poll()
             self.check_components()
@@ -420,7 +429,8 @@ class AirflowCluster:
 
     def snapshot_triggers(self) -> int:
         rows = self.sql("SELECT id, classpath, kwargs FROM trigger")
-        self.trigger_rows.extend(rows)
+        known = {r[0] for r in self.trigger_rows}
+        self.trigger_rows.extend(r for r in rows if r[0] not in known)
         return len(rows)
 
     def decrypt(self, token: bytes) -> bytes:
