@@ -45,6 +45,33 @@ __all__ = ["S3Server", "SandboxServer", "start_s3", "start_sandbox", "stop"]
 _stop = stop
 
 
+@pytest.fixture(autouse=True)
+def fresh_token_cache():
+    """The sandbox forgets tokens on reset, and token counts must be per test: start each without one."""
+    from symbl_airflow.tokens import TOKEN_CACHE
+
+    TOKEN_CACHE.clear()
+    yield
+    TOKEN_CACHE.clear()
+
+
+@pytest.fixture
+def submit(clean_sandbox, mp4):
+    """``submit(seconds=1.0, conversation_id=None) -> SymblSubmission``: POST/PUT a real small MP4."""
+    import io
+
+    from symbl_airflow.hooks import SymblHook
+
+    hook = SymblHook()
+
+    def _submit(seconds: float = 1.0, conversation_id: str | None = None):
+        data = mp4.make([("Alice", "Hello there."), ("Bob", "Hi Alice.")], seconds_per_cue=seconds / 2)
+        return hook.submit_video(lambda: io.BytesIO(data), len(data), conversation_id=conversation_id)
+
+    yield _submit
+    hook.close()
+
+
 @pytest.fixture(scope="session")
 def sandbox():
     server = start_sandbox(_SESSION_DIR / "sandbox", app_id=SANDBOX_APP_ID, app_secret=SANDBOX_APP_SECRET)

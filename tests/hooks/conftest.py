@@ -9,14 +9,6 @@ import pytest
 from symbl_airflow.tokens import TOKEN_CACHE
 
 
-@pytest.fixture(autouse=True)
-def fresh_token_cache():
-    """Every test starts without cached tokens, so sandbox token counts are deterministic."""
-    TOKEN_CACHE.clear()
-    yield
-    TOKEN_CACHE.clear()
-
-
 @pytest.fixture
 def issued_tokens():
     """Collect every token the cache stores during the test (to check they never leak)."""

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pytest
 
 from symbl_airflow.insights import INSIGHT_KINDS
+from tests.airflow_helpers import RESULTS, collector, make_dag, ti_states
 
 pytestmark = pytest.mark.integration
 
-RESULTS: dict[str, object] = {}
 #: kind -> (path suffix, query params the operator sends by default)
 API = {
     "conversation": ("", {}),
@@ -28,33 +28,6 @@ API = {
     "members": ("members", {}),
 }
 SUMMARY_404 = {"message": "The summary is not available for this conversation."}
-
-
-def _dag(**kwargs):
-    from airflow.sdk import DAG
-
-    return DAG(
-        dag_id=f"test_insights_{uuid.uuid4().hex[:10]}",
-        schedule=None,
-        start_date=datetime(2024, 1, 1),
-        catchup=False,
-        default_args={"retries": 0, "retry_delay": timedelta(seconds=0)},
-        **kwargs,
-    )
-
-
-def _collect(key: str):
-    from airflow.sdk import task
-
-    @task(task_id=f"collect_{key}")
-    def collect(value):
-        RESULTS[key] = value
-
-    return collect
-
-
-def _states(dr) -> dict[str, str]:
-    return {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
 
 
 def _objects(s3, bucket: str, prefix: str) -> dict[str, dict]:
@@ -93,7 +66,7 @@ def test_all_kinds_stored_with_index_return_value_and_asset_extra(run_dag, api, 
     from symbl_airflow import SymblInsightsOperator
 
     asset = Asset(name=f"insights_{uuid.uuid4().hex[:8]}", uri=f"s3://{bucket}/insights/")
-    with _dag() as dag:
+    with make_dag("test_insights") as dag:
         op = SymblInsightsOperator(
             task_id="insights",
             conversation_id="{{ params.cid }}",
@@ -101,9 +74,9 @@ def test_all_kinds_stored_with_index_return_value_and_asset_extra(run_dag, api, 
             outlets=[asset],
             params={"cid": conversation, "bucket": bucket},
         )
-        op >> _collect("all")(op.output)
+        op >> collector("all")(op.output)
     dr = run_dag(dag)
-    assert dr.state == "success", _states(dr)
+    assert dr.state == "success", ti_states(dr)
 
     prefix = f"insights/{conversation}/"
     keys = _objects(s3, bucket, prefix)
@@ -164,7 +137,7 @@ def test_append_xcom_dict_custom_params_and_prefix_without_slash(run_dag, api, c
     def appended():  # the shape SymblAppendVideoOperator returns
         return {"conversation_id": conversation, "job_ids": ["1"], "sources": ["s3://b/k.mp4"]}
 
-    with _dag() as dag:
+    with make_dag("test_insights") as dag:
         op = SymblInsightsOperator(
             task_id="insights",
             conversation_id=appended(),
@@ -172,9 +145,9 @@ def test_append_xcom_dict_custom_params_and_prefix_without_slash(run_dag, api, c
             insights=["messages", "topics", "action-items"],
             insight_params={"messages": {"verbose": True}, "topics": {"parentRefs": True}},
         )
-        op >> _collect("custom")(op.output)
+        op >> collector("custom")(op.output)
     dr = run_dag(dag)
-    assert dr.state == "success", _states(dr)
+    assert dr.state == "success", ti_states(dr)
 
     keys = _objects(s3, bucket, "out/")
     assert set(keys) == {f"out/run-1/{k}.json" for k in ("messages", "topics", "action_items", "index")}
@@ -196,16 +169,16 @@ def test_missing_summary_is_recorded_not_fatal(run_dag, clean_sandbox, api, conv
     clean_sandbox.fault(
         match={"method": "GET", "path": "/v1/conversations/*/summary"}, action="status", status=404, body=SUMMARY_404
     )
-    with _dag() as dag:
+    with make_dag("test_insights") as dag:
         op = SymblInsightsOperator(
             task_id="insights",
             conversation_id=conversation,
             output_uri=f"s3://{bucket}/i/",
             insights=["summary", "questions"],
         )
-        op >> _collect("missing")(op.output)
+        op >> collector("missing")(op.output)
     dr = run_dag(dag)
-    assert dr.state == "success", _states(dr)
+    assert dr.state == "success", ti_states(dr)
 
     assert set(_objects(s3, bucket, "i/")) == {"i/questions.json", "i/index.json"}
     index, _, _ = _read(s3, bucket, "i/index.json")
@@ -221,7 +194,7 @@ def test_fail_on_missing_summary_fails_without_index(run_dag, clean_sandbox, con
     clean_sandbox.fault(
         match={"method": "GET", "path": "/v1/conversations/*/summary"}, action="status", status=404, body=SUMMARY_404
     )
-    with _dag() as dag:
+    with make_dag("test_insights") as dag:
         SymblInsightsOperator(
             task_id="insights",
             conversation_id=conversation,
@@ -231,7 +204,7 @@ def test_fail_on_missing_summary_fails_without_index(run_dag, clean_sandbox, con
         )
     dr = run_dag(dag)
     assert dr.state == "failed"
-    assert _states(dr) == {"insights": "failed"}
+    assert ti_states(dr) == {"insights": "failed"}
     assert "i/index.json" not in _objects(s3, bucket, "i/")
     assert _requests(clean_sandbox).get("GET /v1/conversations/{conversationId}/members", 0) == 0
 
@@ -240,12 +213,12 @@ def test_unknown_conversation_fails(run_dag, clean_sandbox, s3, bucket):
     """Every kind 404s and so does the conversation: an error, not an index full of 'missing'."""
     from symbl_airflow import SymblInsightsOperator
 
-    with _dag() as dag:
+    with make_dag("test_insights") as dag:
         SymblInsightsOperator(
             task_id="insights", conversation_id="1234567890", output_uri=f"s3://{bucket}/x/", insights=["summary"]
         )
     dr = run_dag(dag)
-    assert _states(dr) == {"insights": "failed"}
+    assert ti_states(dr) == {"insights": "failed"}
     assert _objects(s3, bucket, "x/") == {}
     assert _requests(clean_sandbox)["GET /v1/conversations/{conversationId}"] == 1
 
@@ -254,7 +227,7 @@ def test_bad_kind_fails_before_any_request(run_dag, clean_sandbox, s3, bucket):
     from symbl_airflow import SymblInsightsOperator
 
     before = _requests(clean_sandbox)
-    with _dag() as dag:
+    with make_dag("test_insights") as dag:
         SymblInsightsOperator(
             task_id="insights",
             conversation_id="1234567890",
@@ -262,7 +235,7 @@ def test_bad_kind_fails_before_any_request(run_dag, clean_sandbox, s3, bucket):
             insights=["messages", "transcript"],
         )
     dr = run_dag(dag)
-    assert _states(dr) == {"insights": "failed"}
+    assert ti_states(dr) == {"insights": "failed"}
     after = _requests(clean_sandbox)
     assert after == before
     assert after["token"] == 0

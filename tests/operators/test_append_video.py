@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import uuid
-from datetime import datetime, timedelta
 
 import pytest
+
+from tests.airflow_helpers import RESULTS, collector, make_dag, ti_states
 
 pytestmark = pytest.mark.integration
 
@@ -15,39 +15,15 @@ CUES = [
     [("Alice", "This is part two."), ("Bob", "Can we ship on Friday?")],
     [("Alice", "Part three wraps up."), ("Bob", "I will send the notes.")],
 ]
-RESULTS: dict[str, object] = {}
 
 
-def _dag(**kwargs):
-    from airflow.sdk import DAG
-
-    return DAG(
-        dag_id=f"test_append_{uuid.uuid4().hex[:10]}",
-        schedule=None,
-        start_date=datetime(2024, 1, 1),
-        catchup=False,
-        default_args={"retries": 0, "retry_delay": timedelta(seconds=0)},
-        **kwargs,
-    )
-
-
-def _collect(key: str):
-    from airflow.sdk import task
-
-    @task(task_id=f"collect_{key}")
-    def collect(value):
-        RESULTS[key] = value
-
-    return collect
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _upload(s3, bucket: str, key: str, data: bytes) -> str:
     s3.client().put_object(Bucket=bucket, Key=key, Body=data)
     return f"s3://{bucket}/{key}"
-
-
-def _ti_states(dr) -> dict[str, str]:
-    return {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
 
 
 def _sha(data: bytes) -> str:
@@ -65,16 +41,16 @@ def test_post_then_puts_in_order_with_exact_bytes(clean_sandbox, run_dag, parts)
     from symbl_airflow import SymblAppendVideoOperator
 
     uris, datas = parts
-    with _dag() as dag:
+    with make_dag("test_append") as dag:
         first = SymblAppendVideoOperator(task_id="first", source=uris[0], name="Weekly sync")
         rest = SymblAppendVideoOperator(
             task_id="rest",
             source=uris[1:],
             conversation_id="{{ ti.xcom_pull(task_ids='first')['conversation_id'] }}",
         )
-        first >> rest >> _collect("append_order")(rest.output)
+        first >> rest >> collector("append_order")(rest.output)
     dr = run_dag(dag)
-    assert dr.state == "success", _ti_states(dr)
+    assert dr.state == "success", ti_states(dr)
 
     ledger = clean_sandbox.ledger()
     assert [e["method"] for e in ledger] == ["POST", "PUT", "PUT"]
@@ -96,13 +72,13 @@ def test_transcript_follows_task_order(clean_sandbox, run_dag, parts):
     from symbl_airflow import SymblAppendVideoOperator, SymblHook
 
     uris, _ = parts
-    with _dag() as dag:
+    with make_dag("test_append") as dag:
         op = SymblAppendVideoOperator(
             task_id="all", source=uris, wait_for_completion=True, deferrable=False, poll_interval=0.2
         )
-        op >> _collect("transcript")(op.output)
+        op >> collector("transcript")(op.output)
     dr = run_dag(dag)
-    assert dr.state == "success", _ti_states(dr)
+    assert dr.state == "success", ti_states(dr)
     conversation_id = RESULTS["transcript"]["conversation_id"]
     messages = SymblHook().get_insight(conversation_id, "messages")["messages"]
     expected = [text for cues in CUES for _, text in cues]
@@ -115,11 +91,11 @@ def test_list_resumes_after_failure_without_resending(clean_sandbox, run_dag, pa
 
     uris, datas = parts
     clean_sandbox.fault(match={"method": "PUT", "path": "/v1/process/video/*"}, action="status", status=500, times=1)
-    with _dag() as dag:
+    with make_dag("test_append") as dag:
         op = SymblAppendVideoOperator(task_id="all", source=uris, retries=1)
-        op >> _collect("resume")(op.output)
+        op >> collector("resume")(op.output)
     dr = run_dag(dag)
-    assert dr.state == "success", _ti_states(dr)
+    assert dr.state == "success", ti_states(dr)
     ledger = clean_sandbox.ledger()
     assert [e["method"] for e in ledger] == ["POST", "PUT", "PUT"]
     assert [e["sha256"] for e in ledger] == [_sha(d) for d in datas]
@@ -140,11 +116,11 @@ def test_crash_after_acceptance_reuses_recorded_jobs(clean_sandbox, run_dag, par
             return result
 
     uris, _ = parts
-    with _dag() as dag:
+    with make_dag("test_append") as dag:
         op = CrashOnce(task_id="all", source=uris, retries=1)
-        op >> _collect("crash")(op.output)
+        op >> collector("crash")(op.output)
     dr = run_dag(dag)
-    assert dr.state == "success", _ti_states(dr)
+    assert dr.state == "success", ti_states(dr)
     ledger = clean_sandbox.ledger()
     assert len(ledger) == 3
     assert RESULTS["crash"]["job_ids"] == [e["jobId"] for e in ledger]
@@ -158,7 +134,7 @@ def test_unconfirmed_send_stops_retry_by_default(clean_sandbox, run_dag, parts):
     clean_sandbox.fault(
         match={"method": "PUT", "path": "/v1/process/video/*"}, action="drop", phase="after_accept", times=1
     )
-    with _dag() as dag:
+    with make_dag("test_append") as dag:
         SymblAppendVideoOperator(task_id="all", source=uris, retries=1)
     dr = run_dag(dag)
     assert dr.state == "failed"
@@ -173,10 +149,10 @@ def test_unconfirmed_send_can_be_resent_on_request(clean_sandbox, run_dag, parts
     clean_sandbox.fault(
         match={"method": "PUT", "path": "/v1/process/video/*"}, action="drop", phase="after_body", times=1
     )
-    with _dag() as dag:
+    with make_dag("test_append") as dag:
         SymblAppendVideoOperator(task_id="all", source=uris, retries=1, resend_unconfirmed=True)
     dr = run_dag(dag)
-    assert dr.state == "success", _ti_states(dr)
+    assert dr.state == "success", ti_states(dr)
     assert [e["method"] for e in clean_sandbox.ledger()] == ["POST", "PUT", "PUT"]
 
 
@@ -192,10 +168,10 @@ def test_refusals_are_retried_without_duplicates(clean_sandbox, run_dag, parts, 
         headers={"Retry-After": "0"},
         times=2,
     )
-    with _dag() as dag:
+    with make_dag("test_append") as dag:
         SymblAppendVideoOperator(task_id="all", source=uris)
     dr = run_dag(dag)
-    assert dr.state == "success", _ti_states(dr)
+    assert dr.state == "success", ti_states(dr)
     ledger = clean_sandbox.ledger()
     assert [e["sha256"] for e in ledger] == [_sha(d) for d in datas]
 
@@ -204,7 +180,7 @@ def test_url_mode_sends_presigned_urls(clean_sandbox, run_dag, parts):
     from symbl_airflow import SymblAppendVideoOperator
 
     uris, datas = parts
-    with _dag() as dag:
+    with make_dag("test_append") as dag:
         op = SymblAppendVideoOperator(
             task_id="all",
             source=uris[:2],
@@ -213,9 +189,9 @@ def test_url_mode_sends_presigned_urls(clean_sandbox, run_dag, parts):
             deferrable=False,
             poll_interval=0.2,
         )
-        op >> _collect("url")(op.output)
+        op >> collector("url")(op.output)
     dr = run_dag(dag)
-    assert dr.state == "success", _ti_states(dr)
+    assert dr.state == "success", ti_states(dr)
     ledger = clean_sandbox.ledger()
     assert [(e["method"], e["endpoint"]) for e in ledger] == [("POST", "video/url"), ("PUT", "video/url")]
     assert [e["sha256"] for e in ledger] == [_sha(d) for d in datas[:2]]  # Symbl fetched exactly our bytes
