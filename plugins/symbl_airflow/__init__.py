@@ -23,7 +23,19 @@ _LAZY = {
     "SymblJobTrigger": "symbl_airflow.triggers",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = [
+    "SymblAppendVideoOperator",
+    "SymblAsyncHook",
+    "SymblError",
+    "SymblHook",
+    "SymblInsightsOperator",
+    "SymblJob",
+    "SymblJobSensor",
+    "SymblJobTrigger",
+    "SymblOptions",
+    "SymblSubmission",
+    "__version__",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from symbl_airflow.errors import SymblError

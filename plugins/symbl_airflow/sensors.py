@@ -61,6 +61,9 @@ def resolve_job_ids(job_ids: Any, conversation_id: str | None = None) -> tuple[l
                 found_conversations.append(conv)
         else:
             ids.append(item)
+    if not ids and items and all(isinstance(item, Mapping) for item in items):
+        # The append operator appended nothing (e.g. every part was already in Symbl): nothing to wait for.
+        return [], conversation_id or (", ".join(found_conversations) or None)
     try:
         normalized = normalize_job_ids(ids)
     except ValueError as exc:
@@ -141,6 +144,9 @@ class SymblJobSensor(BaseSensorOperator):
 
     def execute(self, context: Context) -> list[str]:
         job_ids, conversation_id = self._resolve()
+        if not job_ids:
+            self.log.info("No Symbl jobs to wait for%s: nothing was appended", self._where(conversation_id))
+            return []
         if not self.deferrable:
             super().execute(context)
             return job_ids

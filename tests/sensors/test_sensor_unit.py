@@ -44,7 +44,6 @@ def test_resolve_job_ids(job_ids, conversation_id, expected):
         [42],
         b"j1",
         {"conversation_id": "c1", "sources": []},
-        {"conversation_id": "c1", "job_ids": []},
         [{"job_ids": ["j1"]}, None],
         "[not python",
     ],
@@ -146,3 +145,19 @@ def test_importing_the_sensor_skips_the_http_stack():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
+
+
+def test_append_result_with_no_new_jobs_means_nothing_to_wait_for():
+    from symbl_airflow.sensors import SymblJobSensor
+
+    sensor = SymblJobSensor(
+        task_id="nothing_new", job_ids={"conversation_id": "42", "job_ids": [], "sources": []}, deferrable=True
+    )
+    assert sensor.execute({}) == []
+
+
+def test_plain_empty_job_ids_are_still_an_error():
+    from symbl_airflow.sensors import SymblJobSensor
+
+    with pytest.raises(ValueError, match="job_ids"):
+        SymblJobSensor(task_id="empty", job_ids=[], deferrable=True).execute({})
