@@ -167,7 +167,6 @@ def main() -> int:
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
             "SYMBL_PIPELINE_POLL_INTERVAL": "1",
-            "SYMBL_PIPELINE_INSIGHTS_URI": f"s3://{BUCKET}/{OUTPUT_PREFIX}",
         }
 
         _say("Preparing Airflow (SQLite metadata DB, pool 'symbl')")

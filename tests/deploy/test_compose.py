@@ -197,9 +197,9 @@ def test_minio_and_bucket_init(services):
     assert _depends_on(init) == {"minio": "service_healthy"}
     script = _command_text(init)
     assert "mc mb --ignore-existing" in script and "http://minio:9000" in script
-    # The bucket defaults to the one the example DAG and SYMBL_PIPELINE_INSIGHTS_URI use.
+    # The bucket defaults to the one the example DAG uses.
     bucket = _default(_env(init)["S3_BUCKET"])
-    assert _env(services["airflow-worker"])["SYMBL_PIPELINE_INSIGHTS_URI"].startswith("s3://${S3_BUCKET:-")
+    assert _env(services["airflow-worker"])["SYMBL_PIPELINE_ASSET"] == "${SYMBL_PIPELINE_ASSET:-symbl_insights}"
     assert bucket in (ROOT / "dags" / "symbl_video_pipeline.py").read_text()
 
 
