@@ -80,7 +80,9 @@ def machine() -> dict:
 def child_env(**extra: str) -> dict[str, str]:
     """Environment for benchmark subprocesses: project + plugins on the path, quiet Airflow."""
     path = os.pathsep.join([str(ROOT), str(ROOT / "plugins")])
-    env = {**os.environ, "PYTHONPATH": path + (os.pathsep + os.environ["PYTHONPATH"] if "PYTHONPATH" in os.environ else "")}
+    if os.environ.get("PYTHONPATH"):
+        path += os.pathsep + os.environ["PYTHONPATH"]
+    env = {**os.environ, "PYTHONPATH": path}
     env.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     env.update(extra)
     return env

@@ -124,10 +124,12 @@ def run(repeat: int = 5, log=print) -> dict:
     sdk_s = median([b["sdk_s"] for b in baseline])
     log(f"  bare import airflow.sdk: {sdk_s:.3f} s (median of {repeat})")
     rows = []
-    for path in dags:
-        runs = [run_child("bench.parse", ["worker", "--path", str(path)], env) for _ in range(repeat)]
+    plan = [(path, env, None) for path in dags]
+    for path, run_env, what_if in plan:
+        runs = [run_child("bench.parse", ["worker", "--path", str(path)], run_env) for _ in range(repeat)]
         row = {
             "file": f"dags/{path.name}",
+            "what_if": what_if,
             "dag_s": median([r["dag_s"] for r in runs]),
             "dag_s_min": min(r["dag_s"] for r in runs),
             "dag_s_max": max(r["dag_s"] for r in runs),
@@ -138,11 +140,12 @@ def run(repeat: int = 5, log=print) -> dict:
             "network_attempts": sum(len(r["network_attempts"]) for r in runs),
             "heavy_modules_loaded": runs[0]["heavy_modules_loaded"],
             "modules_added_by_dag": runs[0]["modules_added_by_dag"],
-            "importtime_top": _importtime_top(path, env),
+            "importtime_top": _importtime_top(path, run_env),
         }
         row["ratio_to_sdk"] = row["dag_s"] / sdk_s
         log(
-            f"  {row['file']}: +{row['dag_s']:.3f} s over airflow.sdk, {row['tasks']} tasks, "
+            f"  {row['file']}{' (' + what_if + ')' if what_if else ''}: +{row['dag_s']:.3f} s over airflow.sdk, "
+            f"{row['tasks']} tasks, "
             f"network attempts {row['network_attempts']}, errors {row['errors'] or 'none'}"
         )
         rows.append(row)

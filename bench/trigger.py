@@ -97,10 +97,9 @@ def poke_worker(args: argparse.Namespace) -> dict:
     """The cost of one poke of a poke-mode sensor (sync hook, token cached), and a task process's RSS."""
     import logging
 
+    from bench.common import proc_status
     from symbl_airflow.hooks import SymblHook
     from symbl_airflow.sensors import SymblJobSensor  # noqa: F401  (what a poke-mode task process imports)
-
-    from bench.common import proc_status
 
     logging.getLogger("airflow").setLevel(logging.WARNING)
     hook = SymblHook()
@@ -121,7 +120,7 @@ class _Sink(BaseHTTPRequestHandler):
     stamps: dict[str, dict[str, float]] = {}
     lock = threading.Lock()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         now = time.time()
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
         with self.lock:
@@ -224,9 +223,7 @@ def run(
         time.sleep(0.5)
 
         # A poke-mode sensor for comparison: one poke measured in its own process.
-        poke = run_child(
-            "bench.trigger", ["poke", "--job-id", job_ids[0], "--pokes", "200"], env
-        )
+        poke = run_child("bench.trigger", ["poke", "--job-id", job_ids[0], "--pokes", "200"], env)
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()
@@ -262,7 +259,10 @@ def run(
         "submit_s": submit_s,
         **result,
         "events_success": sum(1 for e in events.values() if e["status"] == "success"),
-        "events_other": {s: sum(1 for e in events.values() if e["status"] == s) for s in {e["status"] for e in events.values()} - {"success"}},
+        "events_other": {
+            s: sum(1 for e in events.values() if e["status"] == s)
+            for s in {e["status"] for e in events.values()} - {"success"}
+        },
         "missing": missing,
         "finished_before_start": early,
         "lag_n": len(lags),

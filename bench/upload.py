@@ -134,9 +134,9 @@ def put_big_object(client, bucket: str, key: str, size: int, head: bytes) -> Non
     while offset < size:
         length = min(PART_SIZE, size - offset)
         body = (head + pad)[:length] if offset == 0 else (pad if length == PART_SIZE else pad[:length])
-        etag = client.upload_part(
-            Bucket=bucket, Key=key, UploadId=upload["UploadId"], PartNumber=number, Body=body
-        )["ETag"]
+        etag = client.upload_part(Bucket=bucket, Key=key, UploadId=upload["UploadId"], PartNumber=number, Body=body)[
+            "ETag"
+        ]
         parts.append({"ETag": etag, "PartNumber": number})
         offset += length
         number += 1
@@ -210,7 +210,8 @@ def run(sizes_mib: list[int], workdir: Path, repeat: int = 1, log=print) -> dict
                         entry = next(e for e in sandbox.ledger() if e["jobId"] == result["job_id"])
                         result["ledger_size_ok"] = entry["size"] == size_mib * MiB
                         log(
-                            f"  {size_mib:>5} MiB {variant if rep >= 0 else 'warm-up':<8} {result['mib_s']:7.1f} MiB/s  "
+                            f"  {size_mib:>5} MiB {variant if rep >= 0 else 'warm-up':<8} "
+                            f"{result['mib_s']:7.1f} MiB/s  "
                             f"extra RSS {result['extra_rss'] / MiB:7.1f} MiB  "
                             f"sandbox extra {result['sandbox_extra'] / MiB:6.1f} MiB  cpu client/sandbox/s3 "
                             f"{result['cpu_s']:.1f}/{result['sandbox_cpu_s']:.1f}/{result['s3_cpu_s']:.1f} s"
@@ -247,12 +248,18 @@ def summarize(results: list[dict]) -> list[dict]:
             runs = [r for r in results if r["size_mib"] == size_mib and r["variant"] == variant]
             row[variant] = {
                 "mib_s": median([r["mib_s"] for r in runs]),
+                "best_mib_s": max(r["mib_s"] for r in runs),
+                "cpu_s_per_gib": median([r["cpu_s"] / (r["size"] / (1 << 30)) for r in runs]),
+                "inspect_s": median([r["inspect_s"] for r in runs]),
+                "runs": len(runs),
                 "extra_rss": median([r["extra_rss"] for r in runs]),
                 "sandbox_extra": median([r["sandbox_extra"] for r in runs]),
                 "sandbox_rss_after": median([r["sandbox_rss_after"] for r in runs]),
                 "ok": all(r["ledger_size_ok"] for r in runs),
             }
         row["throughput_vs_raw"] = row["operator"]["mib_s"] / row["raw"]["mib_s"]
+        row["best_throughput_vs_raw"] = row["operator"]["best_mib_s"] / row["raw"]["best_mib_s"]
+        row["cpu_vs_raw"] = row["operator"]["cpu_s_per_gib"] / row["raw"]["cpu_s_per_gib"]
         row["throughput_vs_seed"] = row["operator"]["mib_s"] / row["seed"]["mib_s"]
         row["rss_seed_over_operator"] = row["seed"]["extra_rss"] / max(1, row["operator"]["extra_rss"])
         rows.append(row)

@@ -123,7 +123,9 @@ class SymblJobTrigger(BaseTrigger):
         failed_polls = 0
         async with SymblAsyncHook(self.symbl_conn_id, max_attempts=self.max_attempts) as hook:
             semaphore = asyncio.Semaphore(MAX_CONCURRENT_REQUESTS)
+            loop = asyncio.get_running_loop()
             while True:
+                poll_started = loop.time()
                 results = await self._poll(hook, pending, semaphore)
                 transient: list[SymblError] = []
                 for job_id, result in zip(pending, results, strict=True):
@@ -172,7 +174,9 @@ class SymblJobTrigger(BaseTrigger):
                     )
                 else:
                     failed_polls = 0
-                    delay = self.poll_interval
+                    # A fixed cadence: the time a poll took (slow API, busy triggerer) is not added
+                    # to the interval, so lag stays within one poll_interval however long polls take.
+                    delay = max(0.0, self.poll_interval - (loop.time() - poll_started))
                 if self.end_time is not None:
                     remaining = self.end_time - time.time()
                     if remaining <= 0:

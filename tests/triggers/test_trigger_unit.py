@@ -152,7 +152,7 @@ async def test_success_polls_only_pending_jobs(hook, sleeps):
     (instance,) = hook.instances
     assert instance.calls.count("a") == 1
     assert instance.calls.count("b") == 3
-    assert sleeps == [3.0, 3.0]
+    assert sleeps == [pytest.approx(3.0, abs=0.05)] * 2  # the interval minus the (tiny) poll time
     assert (instance.entered, instance.exited) == (1, 1)
     assert instance.max_attempts == 5
 
@@ -283,3 +283,41 @@ async def test_concurrency_is_bounded(hook, sleeps, monkeypatch):
     (event,) = await events(SymblJobTrigger(job_ids=ids))
     assert event.payload["status"] == "success"
     assert 1 < peak <= 3
+
+
+async def test_poll_time_is_not_added_to_the_interval(monkeypatch):
+    """A slow poll shortens the following sleep, so the cadence stays one poll_interval."""
+    import asyncio
+
+    from symbl_airflow import triggers as triggers_module
+    from symbl_airflow.hooks import SymblJob
+
+    calls = {"n": 0}
+
+    class SlowHook:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        async def __aenter__(self):
+            return self
+
+        async def __aexit__(self, *exc):
+            return False
+
+        async def get_job(self, job_id):
+            calls["n"] += 1
+            await real_sleep(0.3)
+            return SymblJob(id=job_id, status="completed" if calls["n"] >= 3 else "in_progress")
+
+    real_sleep = asyncio.sleep
+    sleeps = []
+
+    async def fake_sleep(delay):
+        sleeps.append(delay)
+
+    monkeypatch.setattr("symbl_airflow.hooks.SymblAsyncHook", SlowHook)
+    monkeypatch.setattr(triggers_module.asyncio, "sleep", fake_sleep)
+    trigger = triggers_module.SymblJobTrigger(job_ids="j1", poll_interval=1.0)
+    events = [e async for e in trigger.run()]
+    assert events[0].payload["status"] == "success"
+    assert len(sleeps) == 2 and all(0.6 < s < 0.75 for s in sleeps), sleeps
