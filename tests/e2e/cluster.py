@@ -8,6 +8,7 @@ this cluster only and are dropped/flushed at the end.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -235,11 +236,11 @@ class AirflowCluster:
             os.killpg(comp.pid, sig)
         except ProcessLookupError:
             pass
+        import psutil
+
         for child in extra or []:  # children that left the process group
-            try:
+            with contextlib.suppress(psutil.Error):
                 child.send_signal(sig)
-            except Exception:  # already gone
-                pass
 
     def stop_component(self, name: str, timeout: float = 15) -> None:
         comp = self.components[name]
