@@ -52,6 +52,12 @@ with DAG(
         "input_prefix": Param("videos/", type="string", description="prefix of <conversation>/<part>.mp4"),
         "output_prefix": Param("insights/", type="string", description="insights go to <prefix><conversation>/"),
         "upload_mode": Param("stream", enum=["stream", "url"]),
+        "on_unconfirmed": Param(
+            "fail",
+            enum=["fail", "resend", "skip"],
+            description="a part sent without Symbl's answer: fail (default), or after checking Symbl, "
+            "resend it (missing there) or skip it (present there)",
+        ),
         "symbl_options": Param(
             {"enable_summary": True, "detect_entities": True},
             type="object",
@@ -122,6 +128,7 @@ with DAG(
             symbl_conn_id=SYMBL_CONN_ID,
             aws_conn_id=AWS_CONN_ID,
             upload_mode="{{ params.upload_mode }}",
+            on_unconfirmed="{{ params.on_unconfirmed }}",
             symbl_options="{{ params.symbl_options }}",
             pool=POOL,
         )

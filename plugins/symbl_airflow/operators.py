@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 #: Key of this operator's record in ``context["task_state_store"]``.
 STATE_KEY = "symbl_append"
 UPLOAD_MODES = ("stream", "url")
+ON_UNCONFIRMED = ("fail", "resend", "skip")
 DEFER_METHOD_NAME = "execute_complete"
 
 
@@ -50,9 +51,12 @@ class SymblAppendVideoOperator(BaseOperator):
     :param deferrable: wait in the triggerer instead of holding a worker slot.
     :param poll_interval: seconds between job status checks while waiting.
     :param timeout: seconds to wait for the jobs before failing.
-    :param resend_unconfirmed: a previous attempt sent a video but never learnt whether Symbl accepted it
-        (worker crash or a lost response). By default the task fails rather than risk a duplicate append;
-        set True to send such videos again.
+    :param on_unconfirmed: what to do with a video an earlier attempt sent without learning whether
+        Symbl accepted it (worker crash, lost response): ``"fail"`` (default) stops rather than risk a
+        duplicate append; after checking the conversation in Symbl, ``"resend"`` sends it again (it is
+        missing) and ``"skip"`` treats it as appended (it is there) and goes on with the later videos.
+        (templated)
+    :param resend_unconfirmed: shorthand for ``on_unconfirmed="resend"``.
     :param chunk_size: bytes per chunk when streaming.
     :param state_uri: optional ``s3://.../_symbl.json`` incremental state (see ``symbl_airflow.state``):
         parts recorded there with the same ETag are skipped, a part whose ETag changed is reported and
@@ -71,6 +75,7 @@ class SymblAppendVideoOperator(BaseOperator):
         "conversation_id",
         "state_uri",
         "upload_mode",
+        "on_unconfirmed",
         "symbl_conn_id",
         "aws_conn_id",
         "symbl_options",
@@ -92,6 +97,7 @@ class SymblAppendVideoOperator(BaseOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 10.0,
         timeout: float = 6 * 3600,
+        on_unconfirmed: str = "fail",
         resend_unconfirmed: bool = False,
         chunk_size: int = 8 << 20,
         state_uri: str | None = None,
@@ -110,7 +116,7 @@ class SymblAppendVideoOperator(BaseOperator):
         self.deferrable = deferrable
         self.poll_interval = poll_interval
         self.timeout = timeout
-        self.resend_unconfirmed = resend_unconfirmed
+        self.on_unconfirmed = "resend" if resend_unconfirmed else on_unconfirmed
         self.chunk_size = chunk_size
         self.state_uri = state_uri
         self.symbl_options = symbl_options
@@ -147,6 +153,8 @@ class SymblAppendVideoOperator(BaseOperator):
             )
         if self.upload_mode not in UPLOAD_MODES:
             raise AirflowFailException(f"upload_mode must be one of {UPLOAD_MODES}, got {self.upload_mode!r}")
+        if self.on_unconfirmed not in ON_UNCONFIRMED:
+            raise AirflowFailException(f"on_unconfirmed must be one of {ON_UNCONFIRMED}, got {self.on_unconfirmed!r}")
         if not (isinstance(self.poll_interval, (int, float)) and self.poll_interval > 0):
             raise AirflowFailException(f"poll_interval must be a positive number, got {self.poll_interval!r}")
         conversation_id = self.conversation_id
@@ -216,7 +224,7 @@ class SymblAppendVideoOperator(BaseOperator):
         for index, source in enumerate(sources):
             part = record["parts"].get(source.uri)
             earlier_run = history.appended(source.uri) if history is not None else None
-            if earlier_run and not (part and part.get("job_id")):
+            if earlier_run and not (part and (part.get("job_id") or part.get("assumed"))):
                 if earlier_run.get("etag") == source.etag:
                     self.log.info(
                         "Part %d/%d %s is already in conversation %s (job %s, earlier run); skipping",
@@ -239,6 +247,11 @@ class SymblAppendVideoOperator(BaseOperator):
                     )
                     changed.append(source.uri)
                 continue
+            if part and part.get("assumed"):
+                conversation_id = part["conversation_id"]
+                sent.append(source.uri)
+                self._record_history(history, source, None, conversation_id)
+                continue
             if part and part.get("job_id"):
                 self.log.info(
                     "Part %d/%d %s was accepted by Symbl in an earlier attempt (job %s); not sending it again",
@@ -252,6 +265,7 @@ class SymblAppendVideoOperator(BaseOperator):
                 sent.append(source.uri)
                 self._record_history(history, source, part["job_id"], conversation_id)
                 continue
+            self._refuse_after_failed_job(record, history, sources[:index], conversation_id)
             record["conversation_id"] = conversation_id
             record["parts"][source.uri] = {
                 "etag": source.etag,
@@ -325,6 +339,35 @@ class SymblAppendVideoOperator(BaseOperator):
         )
         save_state(self.s3_hook, history)
 
+    def _refuse_after_failed_job(self, record: dict, history, earlier: list, conversation_id: str | None) -> None:
+        """Do not append to a conversation whose previous video's Symbl job failed.
+
+        Symbl processes a conversation's jobs in order; a later part after a failed one would make a
+        transcript with a hole. One GET per append; it catches failures from earlier runs and retries
+        (a job still running when the next part goes out is caught by the sensor instead).
+        """
+        if not conversation_id:
+            return
+        previous = None
+        for source in reversed(earlier):
+            part = record["parts"].get(source.uri) or {}
+            if part.get("job_id"):
+                previous = (part["job_id"], source.uri)
+                break
+        if previous is None and history is not None and history.parts:
+            uri, part = max(history.parts.items(), key=lambda kv: kv[1].get("seq", 0))
+            if part.get("job_id"):
+                previous = (part["job_id"], uri)
+        if previous is None:
+            return
+        job = self.hook.get_job(previous[0])
+        if job.is_failed:
+            raise AirflowFailException(
+                f"Symbl job {previous[0]} ({previous[1]}) of conversation {conversation_id} failed, so no "
+                "later video is appended to it (its transcript would have a hole). Check the video, then "
+                "start a new conversation for it (e.g. delete the state file, or pass another conversation_id)."
+            )
+
     def _reconcile(self, record: dict, sources: list[S3VideoSource], conversation_id: str | None) -> str | None:
         """Check what an earlier attempt left behind against this attempt's inputs."""
         recorded = record["parts"]
@@ -349,21 +392,44 @@ class SymblAppendVideoOperator(BaseOperator):
                     )
                 recorded.pop(source.uri)  # never confirmed and now different: it is a fresh send decision
                 continue
-            if not part.get("job_id"):
-                if not self.resend_unconfirmed:
+            if not part.get("job_id") and not part.get("assumed"):
+                target = part.get("conversation_id") or conversation_id
+                if self.on_unconfirmed == "fail":
                     raise AirflowFailException(
                         f"source {source.uri} was sent to Symbl by an earlier attempt (conversation "
                         f"{part.get('conversation_id') or 'new'}) but Symbl's answer never arrived, so it may or "
-                        "may not have been appended. Check the conversation's messages in Symbl; if the video "
-                        "is missing, rerun with resend_unconfirmed=True (if it is there, mark this task "
-                        "success). Nothing was sent in this attempt."
+                        "may not have been appended. Check the conversation's messages in Symbl "
+                        "(GET /v1/conversations/<id>/messages): if this video's transcript is missing, rerun "
+                        "with on_unconfirmed='resend'; if it is there, rerun with on_unconfirmed='skip' "
+                        "(plus conversation_id=<id> if it was the first video) to go on with the later videos. "
+                        "Nothing was sent in this attempt."
                     )
+                if self.on_unconfirmed == "skip":
+                    if not target:
+                        raise AirflowFailException(
+                            f"on_unconfirmed='skip' for {source.uri}: it was the video that created the "
+                            "conversation, whose id never arrived; pass conversation_id=<id shown in Symbl>"
+                        )
+                    self.log.warning(
+                        "Treating %s as appended to conversation %s (on_unconfirmed='skip'); its job id is unknown",
+                        source.uri,
+                        target,
+                    )
+                    part.update(conversation_id=target, assumed=True)
+                    continue
                 self.log.warning(
-                    "Resending %s whose earlier submission was never confirmed (resend_unconfirmed=True)",
+                    "Resending %s whose earlier submission was never confirmed (on_unconfirmed='resend')",
                     source.uri,
                 )
                 recorded.pop(source.uri)
-        first_accepted = next((recorded[s.uri] for s in sources if recorded.get(s.uri, {}).get("job_id")), None)
+        first_accepted = next(
+            (
+                recorded[s.uri]
+                for s in sources
+                if recorded.get(s.uri, {}).get("job_id") or recorded.get(s.uri, {}).get("assumed")
+            ),
+            None,
+        )
         if first_accepted:
             return first_accepted["conversation_id"]
         return conversation_id
@@ -400,7 +466,7 @@ class SymblAppendVideoOperator(BaseOperator):
         except SymblAmbiguousSubmissionError as exc:
             raise AirflowException(
                 f"part {index + 1}/{total} {source.uri}: {exc}. The task state records this send as "
-                "unconfirmed; a retry will stop unless resend_unconfirmed=True."
+                "unconfirmed; a retry will stop unless on_unconfirmed is 'resend' or 'skip'."
             ) from exc
         except (SymblError, VideoSourceError) as exc:
             raise _Refused(

@@ -42,8 +42,7 @@ class S3VideoSource:
 def parse_s3_uri(uri: object) -> tuple[str, str]:
     if not isinstance(uri, str) or not uri.strip():
         raise VideoSourceError(
-            f"source {uri!r} is not an S3 URI; pass a string like 's3://bucket/path/video.mp4' "
-            "(or a list of them)"
+            f"source {uri!r} is not an S3 URI; pass a string like 's3://bucket/path/video.mp4' (or a list of them)"
         )
     uri = uri.strip()
     if not uri.startswith("s3://"):

@@ -74,9 +74,7 @@ def load_state(s3_hook: S3Hook, uri: str) -> ConversationState:
             f"state file {uri} is not valid symbl-airflow state ({exc}); fix or delete it (deleting it makes "
             "the next run start a new Symbl conversation)"
         ) from exc
-    return ConversationState(
-        uri=uri, conversation_id=data.get("conversation_id"), parts=parts, etag=obj.get("ETag")
-    )
+    return ConversationState(uri=uri, conversation_id=data.get("conversation_id"), parts=parts, etag=obj.get("ETag"))
 
 
 def save_state(s3_hook: S3Hook, state: ConversationState) -> None:
@@ -107,9 +105,7 @@ def save_state(s3_hook: S3Hook, state: ConversationState) -> None:
     state.etag = resp.get("ETag")
 
 
-def record_part(
-    state: ConversationState, uri: str, *, etag: str, size: int, job_id: str, conversation_id: str
-):
+def record_part(state: ConversationState, uri: str, *, etag: str, size: int, job_id: str, conversation_id: str):
     state.conversation_id = conversation_id
     state.parts[uri] = {
         "seq": len(state.parts) + 1,

@@ -156,6 +156,34 @@ def test_unconfirmed_send_can_be_resent_on_request(clean_sandbox, run_dag, parts
     assert [e["method"] for e in clean_sandbox.ledger()] == ["POST", "PUT", "PUT"]
 
 
+def test_unconfirmed_send_can_be_skipped_after_checking(clean_sandbox, run_dag, parts):
+    """Part 2 reached Symbl but the answer was lost; with on_unconfirmed='skip' the retry goes on with part 3."""
+    from symbl_airflow import SymblAppendVideoOperator
+
+    uris, datas = parts
+    clean_sandbox.fault(
+        match={"method": "PUT", "path": "/v1/process/video/*"}, action="drop", phase="after_accept", times=1
+    )
+    with make_dag("test_append") as dag:
+        SymblAppendVideoOperator(task_id="all", source=uris, retries=1, on_unconfirmed="skip")
+    dr = run_dag(dag)
+    assert dr.state == "success", ti_states(dr)
+    ledger = clean_sandbox.ledger()
+    assert [e["method"] for e in ledger] == ["POST", "PUT", "PUT"]
+    assert [e["sha256"] for e in ledger] == [_sha(d) for d in datas]
+
+
+def test_bad_on_unconfirmed_value_is_rejected(clean_sandbox, parts):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from symbl_airflow import SymblAppendVideoOperator
+
+    op = SymblAppendVideoOperator(task_id="x", source=parts[0][0], on_unconfirmed="maybe")
+    with pytest.raises(AirflowFailException, match="on_unconfirmed"):
+        op.execute({"task_state_store": None})
+    assert clean_sandbox.ledger() == []
+
+
 @pytest.mark.parametrize("status", [429, 503])
 def test_refusals_are_retried_without_duplicates(clean_sandbox, run_dag, parts, status):
     from symbl_airflow import SymblAppendVideoOperator

@@ -85,3 +85,28 @@ def test_concurrent_writer_is_detected(s3, bucket):
     record_part(b, "s3://x/2.mp4", etag="e", size=1, job_id="j2", conversation_id="1")
     with pytest.raises(StateConflictError, match="changed by another run"):
         save_state(hook, b)
+
+
+def test_no_append_after_a_failed_job(clean_sandbox, s3, bucket, mp4):
+    """The previous part's Symbl job failed: later parts are not appended to that conversation."""
+    import time
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from symbl_airflow import SymblHook
+
+    client = s3.client()
+    keys = ["videos/c5/part-001.mp4", "videos/c5/part-002.mp4"]
+    for i, key in enumerate(keys):
+        client.put_object(Bucket=bucket, Key=key, Body=mp4.make([("Eve", f"Take {i}.")]))
+    uris = [f"s3://{bucket}/{k}" for k in keys]
+    state_uri = f"s3://{bucket}/videos/c5/_symbl.json"
+    clean_sandbox.fault(match={"path": "/v1/process/video"}, action="fail_job", times=1)
+    first = _run(uris[:1], state_uri)
+    hook, deadline = SymblHook(), time.monotonic() + 30
+    while not hook.get_job(first["job_ids"][0]).is_terminal:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    with pytest.raises(AirflowFailException, match="failed, so no later video is appended"):
+        _run(uris, state_uri)
+    assert len(clean_sandbox.ledger()) == 1
