@@ -39,10 +39,7 @@ for _p in (str(ROOT / "plugins"), str(ROOT)):
         sys.path.insert(0, _p)
 
 
-from scripts.local_stack import S3Server, SandboxServer, start_s3, start_sandbox, stop  # noqa: E402
-
-__all__ = ["S3Server", "SandboxServer", "start_s3", "start_sandbox", "stop"]
-_stop = stop
+from scripts.local_stack import start_s3, start_sandbox  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

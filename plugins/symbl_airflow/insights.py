@@ -8,7 +8,6 @@ as event extra, so a DAG scheduled on the asset can find the files without an XC
 
 from __future__ import annotations
 
-import ast
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -17,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from symbl_airflow.templating import parse_rendered
 
 if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -63,18 +64,6 @@ def _canonical_kind(kind: object) -> str | None:
         return None
     name = kind.strip().lower().replace("-", "_")
     return name if name in INSIGHT_KINDS else None
-
-
-def _literal(value: str) -> Any:
-    """Parse a rendered template (JSON, or the Python repr Jinja gives without native rendering)."""
-    try:
-        return json.loads(value)
-    except ValueError:
-        pass
-    try:
-        return ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return value
 
 
 def item_count(kind: str, payload: Any) -> int | None:
@@ -181,7 +170,7 @@ class SymblInsightsOperator(BaseOperator):
     def _resolve_conversation_id(self) -> str:
         value: Any = self.conversation_id
         if isinstance(value, str) and value.strip().startswith("{"):
-            value = _literal(value.strip())
+            value = parse_rendered(value)
         if isinstance(value, Mapping):
             if "conversation_id" not in value:
                 raise AirflowFailException(
@@ -200,7 +189,7 @@ class SymblInsightsOperator(BaseOperator):
         if requested is None:
             return list(INSIGHT_KINDS)
         if isinstance(requested, str):
-            parsed = _literal(requested.strip()) if requested.strip().startswith("[") else requested
+            parsed = parse_rendered(requested) if requested.strip().startswith("[") else requested
             requested = parsed.split(",") if isinstance(parsed, str) else parsed
         if not isinstance(requested, (list, tuple, set, frozenset)) or not requested:
             raise AirflowFailException(
@@ -221,7 +210,7 @@ class SymblInsightsOperator(BaseOperator):
     def _resolve_params(self, kinds: list[str]) -> dict[str, dict[str, Any]]:
         given: Any = self.insight_params or {}
         if isinstance(given, str):
-            given = _literal(given.strip())
+            given = parse_rendered(given)
         if not isinstance(given, Mapping):
             raise AirflowFailException(
                 f"insight_params must be a dict of kind -> {{param: value}}, got {self.insight_params!r}"

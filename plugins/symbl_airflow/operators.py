@@ -8,7 +8,6 @@ soon as Symbl accepts, so a retry reuses accepted parts and never silently resen
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -19,6 +18,7 @@ from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from symbl_airflow.options import OPTION_NAMES
+from symbl_airflow.templating import parse_rendered
 
 if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -165,12 +165,7 @@ class SymblAppendVideoOperator(BaseOperator):
         conversation_id = str(conversation_id).strip() if conversation_id not in (None, "") else None
         if conversation_id in ("None", "null"):
             conversation_id = None
-        merged = self.symbl_options or {}
-        if isinstance(merged, str):
-            try:
-                merged = json.loads(merged)
-            except ValueError:
-                merged = None
+        merged = parse_rendered(self.symbl_options or {})
         if not isinstance(merged, dict):
             raise AirflowFailException(
                 f"symbl_options must be a dict (or a JSON object string) of Symbl options, got {self.symbl_options!r}"
@@ -275,6 +270,7 @@ class SymblAppendVideoOperator(BaseOperator):
                 "sent_at": time.time(),
             }
             state.save(record)  # the intent: durable before the first byte leaves
+            created = conversation_id is None
             try:
                 submission = self._submit(source, conversation_id, options, index, len(sources))
             except _Refused:
@@ -295,7 +291,7 @@ class SymblAppendVideoOperator(BaseOperator):
                 source.uri,
                 conversation_id,
                 submission.job_id,
-                "new conversation" if index == 0 and not self.conversation_id else "append",
+                "new conversation" if created else "append",
             )
 
         result = {"conversation_id": conversation_id, "job_ids": job_ids, "sources": sent}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, conf
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 
+from symbl_airflow.templating import parse_rendered
 from symbl_airflow.triggers import SymblJobTrigger, normalize_job_ids
 
 if TYPE_CHECKING:
@@ -36,12 +36,12 @@ def resolve_job_ids(job_ids: Any, conversation_id: str | None = None) -> tuple[l
     """
     if isinstance(job_ids, str) and job_ids.strip()[:1] in ("[", "{"):
         # A Jinja-rendered XCom (e.g. "{{ ti.xcom_pull('append') }}") arrives as the repr of a dict/list.
-        try:
-            job_ids = ast.literal_eval(job_ids.strip())
-        except (ValueError, SyntaxError):
+        parsed = parse_rendered(job_ids)
+        if isinstance(parsed, str):
             raise ValueError(
                 f"job_ids {_preview(job_ids)} looks like a list or dict but cannot be parsed; {_JOB_IDS_HELP}"
-            ) from None
+            )
+        job_ids = parsed
 
     found_conversations: list[str] = []
     items = [job_ids] if isinstance(job_ids, (str, Mapping)) else job_ids
