@@ -58,6 +58,9 @@ REFUSED_STATUSES = frozenset({429, 502, 503, 504})
 #: Statuses retried for idempotent calls only (a 500 on an upload may have half-happened).
 IDEMPOTENT_RETRY_STATUSES = REFUSED_STATUSES | {500}
 
+#: Answers of a Symbl deployment without the Experience API (no summary page to link to).
+EXPERIENCE_UNAVAILABLE_STATUSES = frozenset({404, 405, 501})
+
 JOB_TERMINAL_STATUSES = ("completed", "failed")
 JOB_STATUSES = ("scheduled", "in_progress", "completed", "failed")
 
@@ -406,6 +409,18 @@ def _parse_token(payload: Any, endpoint: str) -> tuple[str, float]:
     raise SymblError("token response without accessToken", method="POST", endpoint=endpoint)
 
 
+def _parse_experience_url(payload: Any, endpoint: str, conversation_id: str) -> str:
+    url = payload.get("url") if isinstance(payload, dict) else None
+    if isinstance(url, str) and urlparse(url).scheme in ("http", "https"):
+        return url
+    raise SymblError(
+        f"experience response without an http(s) url: {str(payload)[:200]}",
+        method="POST",
+        endpoint=endpoint,
+        conversation_id=conversation_id,
+    )
+
+
 # ---------------------------------------------------------------------------------------------- upload body
 class _BodyLengthMismatch(ValueError):
     pass
@@ -547,6 +562,7 @@ class SymblHook(HttpHook):
         self._config: SymblConnectionConfig | None = None
         self._session: requests.Session | None = None
         self._sleep: Callable[[float], None] = time.sleep
+        self._experience_unavailable_logged = False
 
     # ------------------------------------------------------------------ Airflow UI
     @classmethod
@@ -864,6 +880,33 @@ class SymblHook(HttpHook):
         path = f"/v1/conversations/{_quote(conversation_id, 'conversation_id')}"
         resp = self._send("DELETE", path, conversation_id=conversation_id)
         return self._json(resp, "DELETE", path, conversation_id=conversation_id)
+
+    def get_experience_url(self, conversation_id: str, name: str = "verbose-text-summary") -> str | None:
+        """Shareable summary page of a conversation (Symbl's Experience API), or ``None`` without one.
+
+        A deployment that does not offer the Experience API answers 404/405/501; that is not an error
+        for a link, so it is logged once per hook and ``None`` returned. Other failures raise.
+        """
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"name must be a non-empty experience name such as 'verbose-text-summary', got {name!r}")
+        path = f"/v1/conversations/{_quote(conversation_id, 'conversation_id')}/experiences"
+        try:
+            resp = self._send("POST", path, json_body={"name": name}, conversation_id=conversation_id)
+        except SymblError as exc:
+            if exc.status not in EXPERIENCE_UNAVAILABLE_STATUSES:
+                raise
+            if not self._experience_unavailable_logged:
+                self._experience_unavailable_logged = True
+                self.log.info(
+                    "Symbl at %s offers no Experience API (HTTP %s on %s); no summary URL",
+                    self.config.base_url,
+                    exc.status,
+                    path,
+                )
+            return None
+        return _parse_experience_url(
+            self._json(resp, "POST", path, conversation_id=conversation_id), path, conversation_id
+        )
 
 
 def _mask_secret(secret: str) -> None:

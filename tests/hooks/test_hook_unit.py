@@ -643,3 +643,36 @@ def test_post_or_put(conn_env, conversation_id, method, suffix):
     hook.submit_video(lambda: io.BytesIO(b"x"), 1, conversation_id=conversation_id)
     assert session.calls[0]["method"] == method
     assert session.calls[0]["url"] == "http://symbl.test:9" + suffix
+
+
+# ----------------------------------------------------------------------------------------- experience API
+def test_experience_url_posts_name_and_returns_url(conn_env):
+    url = "https://meetinginsights.symbl.ai/meeting/#/eyJ1"
+    hook, session = make_hook(conn_env, [make_response(201, {"name": "verbose-text-summary", "url": url})])
+    assert hook.get_experience_url("c 1") == url
+    call = session.calls[0]
+    assert call["method"] == "POST"
+    assert call["url"].endswith("/v1/conversations/c%201/experiences")
+    assert call["json"] == {"name": "verbose-text-summary"}
+
+
+@pytest.mark.parametrize("status", [404, 405, 501])
+def test_experience_url_none_when_unavailable(conn_env, logs, status):
+    hook, session = make_hook(conn_env, [make_response(status, {"message": "no"}), make_response(status)])
+    assert hook.get_experience_url("c1", name="video-summary") is None
+    assert hook.get_experience_url("c1") is None
+    assert len(session.calls) == 2
+    assert logs().count("offers no Experience API") == 1
+
+
+@pytest.mark.parametrize(("status", "cls"), [(400, SymblBadRequestError), (403, SymblAuthError)])
+def test_experience_url_other_errors_raise(conn_env, status, cls):
+    hook, _ = make_hook(conn_env, [make_response(status, {"message": "bad"})])
+    with pytest.raises(cls):
+        hook.get_experience_url("c1")
+
+
+def test_experience_url_without_url_is_an_error(conn_env):
+    hook, _ = make_hook(conn_env, [make_response(201, {"name": "verbose-text-summary"})])
+    with pytest.raises(SymblError, match="without an http"):
+        hook.get_experience_url("c1")
