@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
-from symbl_sandbox import media
+from symbl_sandbox import experience, media
 from symbl_sandbox.faults import FaultRegistry, FaultSpecError, Ledger, Stats
 from symbl_sandbox.model import (
     InvalidCredentials,
@@ -672,6 +672,31 @@ async def get_members(request: web.Request) -> web.Response:
     return web.json_response({"members": [m.as_from() for m in t.members.values()]})
 
 
+async def post_experience(request: web.Request) -> web.Response:
+    """Experience API: ``{"name", "url"}`` with an absolute link to a page this sandbox serves without auth."""
+    app_id = authenticate(request)
+    model = request.app[MODEL_KEY]
+    conv = model.get_conversation(app_id, request.match_info["conversationId"])
+    try:
+        body = json.loads(await request.read() or b"null")
+    except ValueError:
+        raise OptionError("The request body must be valid JSON.") from None
+    name, options, expires_in = experience.validate_request(body)
+    exp = model.create_experience(app_id, conv.id, name, options, expires_in)
+    # built from the request's own scheme and Host, so the link works on whatever host:port was called
+    url = f"{request.scheme}://{request.host}{experience.PAGE_PREFIX}{exp.token}"
+    return web.json_response({"name": name, "url": url})
+
+
+async def experience_page(request: web.Request) -> web.Response:
+    """The shareable summary page: no token needed, like Symbl's hosted links."""
+    try:
+        exp, conv = request.app[MODEL_KEY].open_experience(request.match_info["token"])
+    except SandboxError:
+        return web.Response(text=experience.render_missing(), status=404, content_type="text/html")
+    return web.Response(text=experience.render_page(exp, conv), content_type="text/html")
+
+
 # ---------------------------------------------------------------------------------------------------------
 # sandbox-only paths
 # ---------------------------------------------------------------------------------------------------------
@@ -836,6 +861,8 @@ def create_app(config: SandboxConfig | None = None) -> web.Application:
     r.add_get(c + "/analytics", get_analytics)
     r.add_get(c + "/summary", get_summary)
     r.add_get(c + "/members", get_members)
+    r.add_post(c + "/experiences", post_experience)
+    r.add_get(experience.PAGE_PREFIX + "{token}", experience_page)
     r.add_get("/sandbox/health", health)
     r.add_get("/sandbox/ledger", ledger)
     r.add_get("/sandbox/stats", stats)

@@ -126,6 +126,18 @@ class Conversation:
         return self.transcript.duration
 
 
+@dataclass
+class Experience:
+    """A shareable summary-page link (Experience API): anyone holding the URL may read the page, as in Symbl."""
+
+    token: str
+    app_id: str
+    conversation_id: str
+    name: str
+    options: dict[str, Any]
+    expires_at: float | None  # None: never (``summaryURLExpiresIn: 0``)
+
+
 class Reservation:
     """A job slot held while a request body is being received, so the limit also covers uploads in flight."""
 
@@ -181,6 +193,7 @@ class SandboxModel:
         self._current_token: dict[str, Token] = {}
         self.conversations: dict[str, Conversation] = {}
         self.jobs: dict[str, Job] = {}
+        self.experiences: dict[str, Experience] = {}
         self._reserved: dict[str, int] = {app_id: 0 for app_id in self.config.credentials}
         self.token_requests = 0
         self.tokens_issued = 0
@@ -371,6 +384,23 @@ class SandboxModel:
             if isinstance(channel, int) and 1 <= channel <= len(names) and speaker.get("name"):
                 names[channel - 1] = speaker["name"]
         return names
+
+    # -- experiences (summary UI links) ---------------------------------------------------------------------
+    def create_experience(
+        self, app_id: str, conversation_id: str, name: str, options: dict[str, Any], expires_in: float
+    ) -> Experience:
+        """A new unguessable page token for the conversation; ``expires_in`` 0 means it never expires."""
+        conv = self.get_conversation(app_id, conversation_id)
+        expires_at = None if expires_in == 0 else self.clock() + expires_in
+        exp = Experience(secrets.token_urlsafe(24), app_id, conv.id, name, dict(options), expires_at)
+        self.experiences[exp.token] = exp
+        return exp
+
+    def open_experience(self, token: str) -> tuple[Experience, Conversation]:
+        exp = self.experiences.get(token)
+        if exp is None or (exp.expires_at is not None and exp.expires_at <= self.clock()):
+            raise NotFound("This summary link is unknown or has expired.")
+        return exp, self.get_conversation(exp.app_id, exp.conversation_id)
 
     def delete_conversation(self, app_id: str, conversation_id: str) -> None:
         conv = self.conversations.get(conversation_id)
