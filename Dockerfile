@@ -22,7 +22,7 @@ RUN pip install --no-cache-dir \
 # `symbl_airflow` to /opt/airflow/plugins/symbl_airflow: the copy baked here, or the ./plugins bind
 # mount of docker-compose.yaml when it is mounted over it (edits then apply without a rebuild).
 # The install registers the `apache_airflow_provider` entry point (the Symbl.ai connection type).
-COPY --chown=airflow:0 pyproject.toml README.md /opt/airflow/
+COPY --chown=airflow:0 pyproject.toml README.md LICENSE /opt/airflow/
 COPY --chown=airflow:0 symbl_sandbox/ /opt/airflow/symbl_sandbox/
 COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
 RUN pip install --no-cache-dir --no-deps -e /opt/airflow \

@@ -14,8 +14,11 @@ test:  ## unit + integration tests (real sandbox, real local S3, Airflow dag.tes
 e2e:  ## the multi-process Airflow suite (PostgreSQL + Redis + Celery workers + triggerer)
 	source scripts/bootstrap.sh && $(PYTEST) -m e2e
 
+# ruff, then the package as it would be published: sdist + wheel built in isolation, metadata checked.
 lint:
-	source scripts/bootstrap.sh && ruff check . && ruff format --check .
+	source scripts/bootstrap.sh && ruff check . && ruff format --check . \
+	  && rm -rf .tmp/dist && python -m build --installer uv --outdir .tmp/dist . \
+	  && twine check --strict .tmp/dist/*
 
 bench:
 	source scripts/bootstrap.sh && python -m bench
