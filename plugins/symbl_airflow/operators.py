@@ -1,16 +1,18 @@
 """SymblAppendVideoOperator: S3 videos -> one Symbl conversation, in order, exactly once.
 
 The first video of a conversation is POSTed (Symbl creates the conversation), every further one is
-PUT to ``/v1/process/video/{conversationId}``. Exactly-once across retries and worker crashes comes
-from Airflow 3.3's ``task_state_store``: an *intent* is recorded before each send and the job id as
-soon as Symbl accepts, so a retry reuses accepted parts and never silently resends an unconfirmed one.
+PUT to ``/v1/process/video/{conversationId}``. What was sent where lives in a per-conversation
+*ledger* (``symbl_airflow.ledger``): an S3 object shared by every run, task and deployment when
+``ledger_uri`` is given, else the task instance's ``task_state_store`` (retries of one task only).
+The operator is a loop: load the ledger, ask ``symbl_airflow.plan`` for the next step, do it, repeat.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -25,55 +27,74 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from symbl_airflow.hooks import SymblHook
+    from symbl_airflow.ledger import Ledger, LedgerStore, Writer
     from symbl_airflow.options import SymblOptions
     from symbl_airflow.sources import S3VideoSource
 
-#: Key of this operator's record in ``context["task_state_store"]``.
-STATE_KEY = "symbl_append"
 UPLOAD_MODES = ("stream", "url")
 ON_UNCONFIRMED = ("fail", "resend", "skip")
+ON_BUSY = ("wait", "fail")
 DEFER_METHOD_NAME = "execute_complete"
+RESUME_METHOD_NAME = "resume_append"
+#: Longest single deferral while another writer holds the conversation (then the ledger is re-read).
+LEASE_RECHECK_SECONDS = 60.0
+HOW_TO_RESOLVE = (
+    "rerun with on_unconfirmed='resend' if the video is missing in Symbl, or on_unconfirmed='skip' if it is "
+    "there (where the DAG takes it from params, as symbl_video_pipeline does, trigger a new run with conf "
+    '{"on_unconfirmed": "resend"} or {"on_unconfirmed": "skip"})'
+)
 
 
 class SymblAppendVideoOperator(BaseOperator):
     """
-    Append one or more MP4 videos from S3 to a Symbl conversation, strictly in the given order.
+    Append one or more MP4 videos from S3 to a Symbl conversation, strictly in order, each exactly once.
 
-    :param source: ``s3://bucket/key.mp4`` or a list of them, appended in list order. (templated)
+    :param source: ``s3://bucket/key.mp4`` or a list of them, appended in list order (with a
+        ``ledger_uri``: in key order, which the list must follow). (templated)
     :param conversation_id: Symbl conversation to append to; None or empty creates a new conversation
-        with the first video (POST). (templated)
+        with the first video (POST), or continues the ledger's. (templated)
+    :param ledger_uri: ``s3://.../_symbl.json``: the conversation's ledger, shared by every run, task and
+        deployment that appends to it. With it: parts already in the conversation are skipped, a part is
+        recorded as *sending* before its first byte and as *accepted* right after, one writer at a time
+        (a lease), no part after a failed job, key order is append order (a late part is reported, never
+        appended). Without it the same record lives in this task instance's ``task_state_store``, which
+        only its retries see. (templated)
+    :param state_uri: the 0.1 name of ``ledger_uri`` (deprecated; the old file is upgraded in place).
     :param symbl_conn_id: Symbl connection (host = base URL, login = App ID, password = App Secret).
-    :param aws_conn_id: AWS connection used by ``S3Hook`` to read the videos.
+    :param aws_conn_id: AWS connection used by ``S3Hook`` to read the videos and the ledger.
     :param upload_mode: ``"stream"`` sends the S3 bytes through the worker in chunks (memory stays flat);
         ``"url"`` sends a presigned S3 URL to Symbl's ``/url`` endpoints so the bytes skip the worker.
     :param presign_expires_in: lifetime in seconds of presigned URLs (``upload_mode="url"``).
-    :param wait_for_completion: wait until every job of this task ends; a failed job fails the task.
-    :param deferrable: wait in the triggerer instead of holding a worker slot.
+    :param strict_order: send a part only after the previous part's Symbl job *completed*, so a failed
+        job can never leave a hole (Symbl runs a conversation's jobs one after another anyway). With
+        ``deferrable`` the wait between parts happens in the triggerer, holding no worker slot.
+    :param wait_for_completion: also wait for the last part's job; a failed job fails the task.
+    :param deferrable: wait (between parts, for a busy conversation, for completion) in the triggerer.
     :param poll_interval: seconds between job status checks while waiting.
-    :param timeout: seconds to wait for the jobs before failing.
-    :param on_unconfirmed: what to do with a video an earlier attempt sent without learning whether
-        Symbl accepted it (worker crash, lost response): ``"fail"`` (default) stops rather than risk a
-        duplicate append; after checking the conversation in Symbl, ``"resend"`` sends it again (it is
-        missing) and ``"skip"`` treats it as appended (it is there) and goes on with the later videos.
-        (templated)
+    :param timeout: seconds to wait for jobs, or for another writer's lease, before failing.
+    :param on_unconfirmed: a part some earlier attempt sent without learning whether Symbl accepted it
+        (worker crash, lost response) blocks its conversation. ``"fail"`` (default) stops and says how
+        to check; after checking the conversation in Symbl, ``"resend"`` sends it again (it is missing)
+        and ``"skip"`` records it as appended (it is there). (templated)
     :param resend_unconfirmed: shorthand for ``on_unconfirmed="resend"``.
+    :param on_busy: another live writer holds the conversation: ``"wait"`` (deferred) or ``"fail"``.
+    :param lease_seconds: lease length; renewed every third of it while sending. A crashed writer's
+        lease is taken over once it expires.
     :param chunk_size: bytes per chunk when streaming.
-    :param state_uri: optional ``s3://.../_symbl.json`` incremental state (see ``symbl_airflow.state``):
-        parts recorded there with the same ETag are skipped, a part whose ETag changed is reported and
-        not re-sent, the recorded conversation id is reused, and every accepted part is recorded at once.
-        (templated)
     :param symbl_options: the same options as one dict (or a JSON string), e.g. from DAG params;
         keyword options win over it. (templated)
     :param options: Symbl processing options in snake_case (``name``, ``custom_vocabulary``,
         ``confidence_threshold``, ``enable_summary``, ...), given as keyword arguments. (templated)
     :return: ``{"conversation_id": str, "job_ids": [str, ...], "sources": [str, ...]}`` for the parts this
-        task appended, plus ``skipped`` and ``changed`` (lists of URIs) when ``state_uri`` is used.
+        task instance appended (``job_ids[i]`` belongs to ``sources[i]``); with a ledger also ``skipped``
+        (already in the conversation), ``changed`` (appended before, S3 now holds other bytes: not
+        re-sent) and ``late`` (landed after a later part was appended: never appended).
     """
 
     template_fields: Sequence[str] = (
         "source",
         "conversation_id",
-        "state_uri",
+        "ledger_uri",
         "upload_mode",
         "on_unconfirmed",
         "symbl_conn_id",
@@ -89,18 +110,22 @@ class SymblAppendVideoOperator(BaseOperator):
         *,
         source: str | list[str],
         conversation_id: str | None = None,
+        ledger_uri: str | None = None,
+        state_uri: str | None = None,
         symbl_conn_id: str = "symbl_default",
         aws_conn_id: str | None = "aws_default",
         upload_mode: str = "stream",
         presign_expires_in: int = 3600,
+        strict_order: bool = True,
         wait_for_completion: bool = False,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 10.0,
         timeout: float = 6 * 3600,
         on_unconfirmed: str = "fail",
         resend_unconfirmed: bool = False,
+        on_busy: str = "wait",
+        lease_seconds: float | None = None,
         chunk_size: int = 8 << 20,
-        state_uri: str | None = None,
         symbl_options: dict | str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -108,19 +133,27 @@ class SymblAppendVideoOperator(BaseOperator):
         super().__init__(**kwargs)
         self.source = source
         self.conversation_id = conversation_id
+        self.ledger_uri = ledger_uri or state_uri
         self.symbl_conn_id = symbl_conn_id
         self.aws_conn_id = aws_conn_id
         self.upload_mode = upload_mode
         self.presign_expires_in = presign_expires_in
+        self.strict_order = strict_order
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
         self.poll_interval = poll_interval
         self.timeout = timeout
         self.on_unconfirmed = "resend" if resend_unconfirmed else on_unconfirmed
+        self.on_busy = on_busy
+        self.lease_seconds = lease_seconds
         self.chunk_size = chunk_size
-        self.state_uri = state_uri
         self.symbl_options = symbl_options
         self.options = options
+
+    @property
+    def state_uri(self) -> str | None:
+        """The 0.1 name of ``ledger_uri``."""
+        return self.ledger_uri
 
     @cached_property
     def hook(self) -> SymblHook:
@@ -140,7 +173,8 @@ class SymblAppendVideoOperator(BaseOperator):
 
         sources = self.source
         if isinstance(sources, str):
-            sources = [sources]
+            parsed = parse_rendered(sources)  # a list rendered without native rendering: "['s3://…', …]"
+            sources = parsed if isinstance(parsed, (list, tuple)) else [sources]
         if not isinstance(sources, (list, tuple)) or not sources:
             raise AirflowFailException(
                 f"source must be an 's3://bucket/key.mp4' string or a non-empty list of them, got {sources!r}"
@@ -155,6 +189,25 @@ class SymblAppendVideoOperator(BaseOperator):
             raise AirflowFailException(f"upload_mode must be one of {UPLOAD_MODES}, got {self.upload_mode!r}")
         if self.on_unconfirmed not in ON_UNCONFIRMED:
             raise AirflowFailException(f"on_unconfirmed must be one of {ON_UNCONFIRMED}, got {self.on_unconfirmed!r}")
+        if self.on_busy not in ON_BUSY:
+            raise AirflowFailException(f"on_busy must be one of {ON_BUSY}, got {self.on_busy!r}")
+        if self.lease_seconds is not None and not (
+            isinstance(self.lease_seconds, (int, float)) and self.lease_seconds >= 10
+        ):
+            raise AirflowFailException(f"lease_seconds must be a number >= 10, got {self.lease_seconds!r}")
+        if self.ledger_uri:
+            from symbl_airflow.ledger import LedgerError, split_s3_uri
+
+            try:
+                split_s3_uri(self.ledger_uri)
+            except LedgerError as exc:
+                raise AirflowFailException(str(exc)) from None
+            keys = [s for s in sources if isinstance(s, str)]
+            if keys != sorted(keys):
+                raise AirflowFailException(
+                    f"with ledger_uri, S3 key order is append order, but source lists {keys} out of key order; "
+                    "name the parts so that they sort (part-001.mp4, part-002.mp4, ...) and list them sorted"
+                )
         if not (isinstance(self.poll_interval, (int, float)) and self.poll_interval > 0):
             raise AirflowFailException(f"poll_interval must be a positive number, got {self.poll_interval!r}")
         conversation_id = self.conversation_id
@@ -201,234 +254,337 @@ class SymblAppendVideoOperator(BaseOperator):
             )
         return checked
 
-    # ---------------------------------------------------------------- execution
+    # ---------------------------------------------------------------- execution: plan -> apply
     def execute(self, context: Context) -> dict:
         uris, conversation_id, options = self._validate()
         sources = self._inspect_all(uris)
-        state = _TaskState(context.get("task_state_store"), self.log)
-        record = state.load()
-        conversation_id = self._reconcile(record, sources, conversation_id)
-        history = self._load_history(conversation_id)
-        if history is not None:
-            conversation_id = history.conversation_id or conversation_id
-        skipped: list[str] = []
-        changed: list[str] = []
+        return self._advance(context, [s.to_dict() for s in sources], conversation_id, options)
 
-        job_ids: list[str] = []
-        sent: list[str] = []
-        for index, source in enumerate(sources):
-            part = record["parts"].get(source.uri)
-            earlier_run = history.appended(source.uri) if history is not None else None
-            if earlier_run and not (part and (part.get("job_id") or part.get("assumed"))):
-                if earlier_run.get("etag") == source.etag:
-                    self.log.info(
-                        "Part %d/%d %s is already in conversation %s (job %s, earlier run); skipping",
-                        index + 1,
-                        len(sources),
-                        source.uri,
-                        history.conversation_id,
-                        earlier_run.get("job_id"),
-                    )
-                    skipped.append(source.uri)
-                else:
-                    self.log.warning(
-                        "Part %d/%d %s changed since it was appended (ETag %s, now %s); it is NOT sent again. "
-                        "Upload new content under a new key to append it.",
-                        index + 1,
-                        len(sources),
-                        source.uri,
-                        earlier_run.get("etag"),
-                        source.etag,
-                    )
-                    changed.append(source.uri)
-                continue
-            if part and part.get("assumed"):
-                conversation_id = part["conversation_id"]
-                sent.append(source.uri)
-                self._record_history(history, source, None, conversation_id)
-                continue
-            if part and part.get("job_id"):
-                self.log.info(
-                    "Part %d/%d %s was accepted by Symbl in an earlier attempt (job %s); not sending it again",
-                    index + 1,
-                    len(sources),
-                    source.uri,
-                    part["job_id"],
+    def resume_append(
+        self,
+        context: Context,
+        event: dict | None = None,
+        checked: list[dict] | None = None,
+        token: str | None = None,
+        running: list[str] | None = None,
+        waited_for: list[str] | None = None,
+    ) -> dict:
+        """Back from a deferral (between parts, or while another writer held the lease): plan again."""
+        _, conversation_id, options = self._validate()
+        running = set(running or ())
+        finished = None
+        if waited_for and event:
+            uri, job_id = waited_for
+            running.discard(job_id)
+            status = event.get("status")
+            if status == "success":
+                finished = (uri, job_id, "completed")
+            elif status == "failed" and event.get("failed_job_id", job_id) == job_id:
+                finished = (uri, job_id, "failed")
+            else:
+                raise AirflowException(
+                    f"waiting for Symbl job {job_id} ({uri}) before the next part ended with {status}: "
+                    f"{event.get('message')}"
                 )
-                conversation_id = part["conversation_id"]
-                job_ids.append(part["job_id"])
-                sent.append(source.uri)
-                self._record_history(history, source, part["job_id"], conversation_id)
-                continue
-            self._refuse_after_failed_job(record, history, sources[:index], conversation_id)
-            record["conversation_id"] = conversation_id
-            record["parts"][source.uri] = {
-                "etag": source.etag,
-                "size": source.size,
-                "conversation_id": conversation_id,
-                "job_id": None,
-                "sent_at": time.time(),
-            }
-            state.save(record)  # the intent: durable before the first byte leaves
-            created = conversation_id is None
-            try:
-                submission = self._submit(source, conversation_id, options, index, len(sources))
-            except _Refused:
-                record["parts"].pop(source.uri)  # Symbl answered no: nothing to reconcile on retry
-                state.save(record)
-                raise
-            conversation_id = submission.conversation_id
-            record["conversation_id"] = conversation_id
-            record["parts"][source.uri].update(conversation_id=conversation_id, job_id=submission.job_id)
-            state.save(record)
-            self._record_history(history, source, submission.job_id, conversation_id)
-            job_ids.append(submission.job_id)
-            sent.append(source.uri)
-            self.log.info(
-                "Part %d/%d %s accepted: conversation %s, job %s (%s)",
-                index + 1,
-                len(sources),
-                source.uri,
-                conversation_id,
-                submission.job_id,
-                "new conversation" if created else "append",
+        return self._advance(context, checked or [], conversation_id, options, token, running, finished)
+
+    def _advance(
+        self,
+        context: Context,
+        checked: list[dict],
+        conversation_id: str | None,
+        options: SymblOptions,
+        token: str | None = None,
+        running: set[str] | None = None,
+        finished: tuple[str, str, str] | None = None,
+    ) -> dict:
+        from symbl_airflow import ledger as L
+        from symbl_airflow import plan as P
+        from symbl_airflow.errors import SymblNotFoundError
+
+        sources = [P.Source(c["uri"], c["etag"], c["size"]) for c in checked]
+        by_uri = {c["uri"]: c for c in checked}
+        writer = L.Writer.from_context(context, token)
+        store = self._ledger_store(context)
+        identity = {"host": self.hook.config.base_url, "app_id": self.hook.config.app_id}
+        lease_seconds = float(self.lease_seconds or L.DEFAULT_LEASE_SECONDS)
+        running = set(running or ())
+        ledger = self._load(store)
+        if finished:
+            ledger = store.update(L.job_finished(*finished), ledger=ledger)
+        try:
+            while True:
+                plan = P.plan_appends(
+                    ledger,
+                    sources,
+                    writer=writer,
+                    now=time.time(),
+                    symbl=identity,
+                    conversation_id=conversation_id,
+                    on_unconfirmed=self.on_unconfirmed,
+                    strict_order=self.strict_order,
+                    key_order=store.shared,
+                    running=running,
+                    how_to_resolve=HOW_TO_RESOLVE,
+                )
+                action = plan.action
+                if isinstance(action, P.Refuse):
+                    raise AirflowFailException(action.message)
+                if isinstance(action, P.WaitForLease):
+                    self._wait_for_lease(context, action, store, checked, writer, running)
+                    ledger = store.load()
+                elif isinstance(action, P.Settle):
+                    ledger = store.update(
+                        L.bind_symbl(identity),
+                        L.acquire(writer, lease_seconds),
+                        L.resolve_unconfirmed(writer, action.uri, action.resolution),
+                        ledger=ledger,
+                    )
+                    self.log.warning(
+                        "%s was sent earlier without a confirmation from Symbl; on_unconfirmed=%r: %s",
+                        action.uri,
+                        self.on_unconfirmed,
+                        "it will be sent again" if action.resolution == "resend" else "recorded as appended",
+                    )
+                elif isinstance(action, P.CheckJobs):
+                    updates = []
+                    for uri, job_id in action.jobs:
+                        try:
+                            job = self.hook.get_job(job_id)
+                        except SymblNotFoundError:
+                            raise AirflowFailException(
+                                f"Symbl does not know job {job_id} of {uri}, recorded in the conversation ledger "
+                                f"{store.uri} (conversation {ledger.conversation_id}): the ledger was written for "
+                                "another Symbl account or endpoint, or the conversation was deleted. Point "
+                                f"{self.symbl_conn_id!r} at the account that wrote it, or move the ledger aside "
+                                "(rename it) to start a new conversation for these videos."
+                            ) from None
+                        if job.is_terminal:
+                            updates.append(L.job_finished(uri, job_id, job.status))
+                            if job.is_failed:
+                                self.log.error("Symbl job %s of %s failed", job_id, uri)
+                        else:
+                            running.add(job_id)
+                    if updates:
+                        ledger = store.update(*updates, ledger=ledger)
+                elif isinstance(action, P.WaitForJob):
+                    ledger = store.update(L.renew(writer, lease_seconds + self.poll_interval * 3), ledger=ledger)
+                    status = self._wait_between_parts(context, action, checked, writer, running)
+                    running.discard(action.job_id)
+                    ledger = store.update(L.job_finished(action.uri, action.job_id, status), ledger=ledger)
+                elif isinstance(action, P.Send):
+                    try:
+                        ledger = store.update(
+                            L.bind_symbl(identity),
+                            L.acquire(writer, lease_seconds),
+                            L.intent(writer, action.source.uri, action.source.etag, action.source.size),
+                            ledger=ledger,
+                        )
+                    except L.LeaseBusy:
+                        ledger = store.load()
+                        continue
+                    ledger = self._send(store, ledger, writer, action, by_uri, options, len(sources), lease_seconds)
+                    running.add(ledger.part(action.source.uri).job_id)
+                else:
+                    break
+            ledger = self._finish(store, ledger, writer, plan)
+        except BaseException as exc:
+            if not _is_deferral(exc):
+                self._release_quietly(store, writer)
+            raise
+        return self._result(ledger, writer, plan, store.shared, context)
+
+    def _ledger_store(self, context: Context) -> LedgerStore:
+        from symbl_airflow.ledger import S3LedgerStore, TaskStateLedgerStore
+
+        if self.ledger_uri:
+            return S3LedgerStore(self.s3_hook, self.ledger_uri)
+        store = context.get("task_state_store")
+        if store is None:
+            self.log.warning(
+                "No ledger_uri and no task_state_store (Airflow < 3.3 or disabled): nothing records what was "
+                "sent, so a retry after a crash may resend a video that Symbl already accepted"
             )
+        return TaskStateLedgerStore(store)
 
-        result = {"conversation_id": conversation_id, "job_ids": job_ids, "sources": sent}
-        if history is not None:
-            result.update(skipped=skipped, changed=changed)
-        if not self.wait_for_completion or not job_ids:
-            return result
-        return self._wait(context, result)
-
-    def _load_history(self, conversation_id: str | None):
-        if not self.state_uri:
-            return None
-        from symbl_airflow.state import load_state
+    def _load(self, store: LedgerStore) -> Ledger:
+        from symbl_airflow.ledger import LedgerError
 
         try:
-            history = load_state(self.s3_hook, self.state_uri)
-        except ValueError as exc:
-            raise AirflowFailException(str(exc)) from exc
-        if history.conversation_id and conversation_id and history.conversation_id != conversation_id:
-            raise AirflowFailException(
-                f"state file {self.state_uri} belongs to conversation {history.conversation_id} but "
-                f"conversation_id is {conversation_id}; pass the same id, or a different state_uri"
+            ledger = store.load()
+        except LedgerError as exc:
+            raise AirflowFailException(str(exc)) from None
+        if ledger.upgraded_from:
+            self.log.info(
+                "Ledger %s is version %s; it is upgraded to version 2 on the next write",
+                store.uri,
+                ledger.upgraded_from,
             )
-        return history
+        return ledger
 
-    def _record_history(self, history, source: S3VideoSource, job_id: str, conversation_id: str) -> None:
-        if history is None:
-            return
-        from symbl_airflow.state import record_part, save_state
+    def _send(self, store, ledger, writer, action, by_uri, options, total, lease_seconds) -> Ledger:
+        """Send one part (its intent is already in the ledger) and record Symbl's answer."""
+        from symbl_airflow import ledger as L
+        from symbl_airflow.sources import S3VideoSource, parse_s3_uri
 
-        known = history.appended(source.uri)
-        if known and known.get("job_id") == job_id:
-            return
-        record_part(
-            history,
+        bucket, key = parse_s3_uri(action.source.uri)
+        checked = by_uri[action.source.uri]
+        source = S3VideoSource(uri=checked["uri"], bucket=bucket, key=key, size=checked["size"], etag=checked["etag"])
+        created = action.conversation_id is None
+        try:
+            with _LeaseKeeper(store, writer, lease_seconds, self.log):
+                submission = self._submit(source, action.conversation_id, options, action.index, total)
+        except _Refused:
+            store.update(L.withdraw(writer, source.uri), L.release(writer))
+            raise
+        except _Unconfirmed as exc:
+            ledger = store.load()
+            raise AirflowFailException(f"{exc}. " + _unconfirmed_text(ledger, source.uri, store.uri)) from exc.__cause__
+        ledger = store.update(L.accepted(writer, source.uri, submission.conversation_id, submission.job_id))
+        self.log.info(
+            "Part %d/%d %s accepted: conversation %s, job %s (%s)",
+            action.index + 1,
+            total,
             source.uri,
-            etag=source.etag,
-            size=source.size,
-            job_id=job_id,
-            conversation_id=conversation_id,
+            submission.conversation_id,
+            submission.job_id,
+            "new conversation" if created else "append",
         )
-        save_state(self.s3_hook, history)
+        return ledger
 
-    def _refuse_after_failed_job(self, record: dict, history, earlier: list, conversation_id: str | None) -> None:
-        """Do not append to a conversation whose previous video's Symbl job failed.
+    def _finish(self, store, ledger, writer, plan) -> Ledger:
+        from symbl_airflow import ledger as L
 
-        Symbl processes a conversation's jobs in order; a later part after a failed one would make a
-        transcript with a hole. One GET per append; it catches failures from earlier runs and retries
-        (a job still running when the next part goes out is caught by the sensor instead).
-        """
-        if not conversation_id:
-            return
-        previous = None
-        for source in reversed(earlier):
-            part = record["parts"].get(source.uri) or {}
-            if part.get("job_id"):
-                previous = (part["job_id"], source.uri)
-                break
-        if previous is None and history is not None and history.parts:
-            uri, part = max(history.parts.items(), key=lambda kv: kv[1].get("seq", 0))
-            if part.get("job_id"):
-                previous = (part["job_id"], uri)
-        if previous is None:
-            return
-        job = self.hook.get_job(previous[0])
-        if job.is_failed:
-            raise AirflowFailException(
-                f"Symbl job {previous[0]} ({previous[1]}) of conversation {conversation_id} failed, so no "
-                "later video is appended to it (its transcript would have a hole). Check the video, then "
-                "start a new conversation for it (e.g. delete the state file, or pass another conversation_id)."
+        for uri in plan.already:
+            self.log.info("%s is already in conversation %s; skipping", uri, ledger.conversation_id)
+        for uri in plan.changed:
+            self.log.warning(
+                "%s changed since it was appended (the ledger has ETag %s); it is NOT sent again. Upload new "
+                "content under a new key to append it.",
+                uri,
+                ledger.part(uri).etag,
             )
+        for uri in plan.late:
+            self.log.warning(
+                "%s is LATE: a part that sorts after it is already in conversation %s, so appending it would put "
+                "the transcript out of order. It is not appended; start a new conversation from it if it matters "
+                "(python -m symbl_airflow.ledger restart %s --from <uri>).",
+                uri,
+                ledger.conversation_id,
+                store.uri,
+            )
+        new_late = {uri: "" for uri in plan.late if uri not in ledger.late}
+        mutations = []
+        if new_late and store.shared:
+            mutations.append(L.record_late(new_late))
+        if ledger.lease and ledger.lease.held_by(writer):
+            mutations.append(L.release(writer))
+        if mutations:
+            ledger = store.update(*mutations, ledger=ledger)
+        return ledger
 
-    def _reconcile(self, record: dict, sources: list[S3VideoSource], conversation_id: str | None) -> str | None:
-        """Check what an earlier attempt left behind against this attempt's inputs."""
-        recorded = record["parts"]
-        if record.get("conversation_id") and conversation_id and record["conversation_id"] != conversation_id:
-            accepted = [uri for uri, p in recorded.items() if p.get("job_id")]
-            if accepted:
-                raise AirflowFailException(
-                    f"an earlier attempt appended {accepted} to conversation {record['conversation_id']}, but "
-                    f"conversation_id now renders to {conversation_id}; clear the task state (or the task) to "
-                    "start over on purpose"
+    def _release_quietly(self, store, writer) -> None:
+        from symbl_airflow import ledger as L
+
+        try:
+            store.update(L.release(writer))
+        except Exception:  # the lease then simply expires
+            self.log.warning("Could not release the lease on %s; it expires by itself", store.uri, exc_info=True)
+
+    def _result(self, ledger: Ledger, writer: Writer, plan, shared: bool, context: Context) -> dict:
+        mine = [
+            p
+            for p in ledger.parts
+            if p.job_id
+            and tuple(p.sender.get(k) for k in ("dag_id", "run_id", "task_id", "map_index")) == writer.task_key
+        ]
+        listed = set(plan.already) | {s.uri for s in plan.pending} | {p.uri for p in mine}
+        mine = [p for p in mine if p.uri in listed]
+        result = {
+            "conversation_id": ledger.conversation_id,
+            "job_ids": [p.job_id for p in mine],
+            "sources": [p.uri for p in mine],
+        }
+        if shared:
+            result.update(
+                skipped=[uri for uri in plan.already if uri not in result["sources"]],
+                changed=plan.changed,
+                late=plan.late,
+            )
+        if not self.wait_for_completion or not result["job_ids"]:
+            return result
+        pending = [p.job_id for p in mine if p.state == "accepted"]
+        if not pending:
+            return result
+        return self._wait(context, {**result, "job_ids": pending}, full=result)
+
+    # ---------------------------------------------------------------- waiting between parts
+    def _wait_between_parts(self, context, action, checked, writer, running) -> str:
+        """Wait for the previous part's job: deferred (no slot held) or, if not deferrable, polled here."""
+        if self.deferrable:
+            from symbl_airflow.triggers import SymblJobTrigger
+
+            self.log.info(
+                "Waiting for Symbl job %s (%s) to complete before sending the next part (strict order)",
+                action.job_id,
+                action.uri,
+            )
+            self.defer(
+                trigger=SymblJobTrigger(
+                    job_ids=[action.job_id],
+                    symbl_conn_id=self.symbl_conn_id,
+                    poll_interval=self.poll_interval,
+                    end_time=time.time() + self.timeout,
+                ),
+                method_name=RESUME_METHOD_NAME,
+                kwargs={
+                    "checked": checked,
+                    "token": writer.token,
+                    "running": sorted(running),
+                    "waited_for": [action.uri, action.job_id],
+                },
+                timeout=timedelta(seconds=self.timeout),
+            )
+        deadline = time.monotonic() + self.timeout
+        delay = min(1.0, self.poll_interval)
+        while True:
+            job = self.hook.get_job(action.job_id)
+            if job.is_terminal:
+                return job.status
+            if time.monotonic() >= deadline:
+                raise AirflowException(
+                    f"Symbl job {action.job_id} ({action.uri}) did not finish within {self.timeout}s; the next "
+                    "part was not sent"
                 )
-        for source in sources:
-            part = recorded.get(source.uri)
-            if not part:
-                continue
-            if part.get("etag") != source.etag:
-                if part.get("job_id"):
-                    raise AirflowFailException(
-                        f"source {source.uri} was already appended (job {part['job_id']}, ETag {part['etag']}) "
-                        f"but S3 now holds a different version (ETag {source.etag}); refusing to append it "
-                        "twice. Upload the new version under a new key to append it."
-                    )
-                recorded.pop(source.uri)  # never confirmed and now different: it is a fresh send decision
-                continue
-            if not part.get("job_id") and not part.get("assumed"):
-                target = part.get("conversation_id") or conversation_id
-                if self.on_unconfirmed == "fail":
-                    raise AirflowFailException(
-                        f"source {source.uri} was sent to Symbl by an earlier attempt (conversation "
-                        f"{part.get('conversation_id') or 'new'}) but Symbl's answer never arrived, so it may or "
-                        "may not have been appended. Check the conversation's messages in Symbl "
-                        "(GET /v1/conversations/<id>/messages): if this video's transcript is missing, rerun "
-                        "with on_unconfirmed='resend'; if it is there, rerun with on_unconfirmed='skip' "
-                        "(plus conversation_id=<id> if it was the first video) to go on with the later videos. "
-                        "Nothing was sent in this attempt."
-                    )
-                if self.on_unconfirmed == "skip":
-                    if not target:
-                        raise AirflowFailException(
-                            f"on_unconfirmed='skip' for {source.uri}: it was the video that created the "
-                            "conversation, whose id never arrived; pass conversation_id=<id shown in Symbl>"
-                        )
-                    self.log.warning(
-                        "Treating %s as appended to conversation %s (on_unconfirmed='skip'); its job id is unknown",
-                        source.uri,
-                        target,
-                    )
-                    part.update(conversation_id=target, assumed=True)
-                    continue
-                self.log.warning(
-                    "Resending %s whose earlier submission was never confirmed (on_unconfirmed='resend')",
-                    source.uri,
-                )
-                recorded.pop(source.uri)
-        first_accepted = next(
-            (
-                recorded[s.uri]
-                for s in sources
-                if recorded.get(s.uri, {}).get("job_id") or recorded.get(s.uri, {}).get("assumed")
-            ),
-            None,
+            time.sleep(delay)
+            delay = min(delay * 2, self.poll_interval)
+
+    def _wait_for_lease(self, context, action, store, checked, writer, running) -> None:
+        if self.on_busy == "fail":
+            raise AirflowFailException(
+                f"conversation ledger {store.uri} is held by {action.owner} until "
+                f"{datetime.fromtimestamp(action.expires_at, tz=timezone.utc):%Y-%m-%d %H:%M:%S} UTC: another run or "
+                "deployment is appending to this conversation. Nothing was sent. Run again later, or use "
+                "on_busy='wait'."
+            )
+        wait = max(1.0, min(action.expires_at - time.time() + 1.0, LEASE_RECHECK_SECONDS))
+        self.log.info(
+            "Conversation ledger %s is held by %s until %s; waiting %.0fs before looking again",
+            store.uri,
+            action.owner,
+            datetime.fromtimestamp(action.expires_at, tz=timezone.utc).isoformat(),
+            wait,
         )
-        if first_accepted:
-            return first_accepted["conversation_id"]
-        return conversation_id
+        if self.deferrable:
+            from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+            self.defer(
+                trigger=DateTimeTrigger(moment=datetime.now(tz=timezone.utc) + timedelta(seconds=wait)),
+                method_name=RESUME_METHOD_NAME,
+                kwargs={"checked": checked, "token": writer.token, "running": sorted(running)},
+                timeout=timedelta(seconds=self.timeout),
+            )
+        time.sleep(wait)
 
     def _submit(self, source: S3VideoSource, conversation_id, options, index: int, total: int):
         from symbl_airflow.errors import SymblAmbiguousSubmissionError, SymblError
@@ -460,17 +616,16 @@ class SymblAppendVideoOperator(BaseOperator):
                 on_progress=ProgressLogger(self.log, source.uri, source.size),
             )
         except SymblAmbiguousSubmissionError as exc:
-            raise AirflowException(
-                f"part {index + 1}/{total} {source.uri}: {exc}. The task state records this send as "
-                "unconfirmed; a retry will stop unless on_unconfirmed is 'resend' or 'skip'."
-            ) from exc
+            raise _Unconfirmed(f"part {index + 1}/{total} {source.uri}: {exc}") from exc
         except (SymblError, VideoSourceError) as exc:
             raise _Refused(
                 f"part {index + 1}/{total} {source.uri} was not accepted by Symbl: {exc}. Later parts were not sent."
             ) from exc
 
     # ---------------------------------------------------------------- waiting
-    def _wait(self, context: Context, result: dict) -> dict:
+    def _wait(self, context: Context, result: dict, full: dict | None = None) -> dict:
+        """Wait for ``result["job_ids"]``; return ``full`` (the task's whole result) when given."""
+        full = full or result
         if self.deferrable:
             from symbl_airflow.triggers import SymblJobTrigger
 
@@ -483,7 +638,7 @@ class SymblAppendVideoOperator(BaseOperator):
                     conversation_id=result["conversation_id"],
                 ),
                 method_name=DEFER_METHOD_NAME,
-                kwargs={"result": result},
+                kwargs={"result": full},
                 timeout=timedelta(seconds=self.timeout),
             )
         deadline = time.monotonic() + self.timeout
@@ -492,7 +647,7 @@ class SymblAppendVideoOperator(BaseOperator):
             for job_id in list(pending):
                 job = self.hook.get_job(job_id)
                 if job.is_failed:
-                    raise AirflowException(f"Symbl job {job_id} of conversation {result['conversation_id']} failed")
+                    raise AirflowFailException(f"Symbl job {job_id} of conversation {result['conversation_id']} failed")
                 if job.is_completed:
                     pending.remove(job_id)
             if not pending:
@@ -504,13 +659,14 @@ class SymblAppendVideoOperator(BaseOperator):
                 )
             time.sleep(min(self.poll_interval, max(deadline - time.monotonic(), 0)))
         self.log.info("All %d job(s) of conversation %s completed", len(result["job_ids"]), result["conversation_id"])
-        return result
+        return full
 
     def execute_complete(self, context: Context, event: dict | None = None, result: dict | None = None) -> dict:
         if not event or "status" not in event:
             raise AirflowException(f"SymblJobTrigger returned an invalid event: {event!r}")
         if event["status"] != "success":
-            raise AirflowException(
+            error = AirflowFailException if event["status"] == "failed" else AirflowException
+            raise error(
                 f"waiting for Symbl conversation {event.get('conversation_id')} ended with "
                 f"{event['status']}: {event.get('message')}"
             )
@@ -526,29 +682,46 @@ class _Refused(AirflowException):
     """Symbl (or S3) definitely refused a part: it was not appended, so a retry may send it again."""
 
 
-class _TaskState:
-    """The operator's record in the task state store: ``{"conversation_id", "parts": {uri: part}}``."""
+class _Unconfirmed(AirflowException):
+    """The whole body may have reached Symbl and no answer came: it may or may not be appended."""
 
-    _warned = False
 
-    def __init__(self, store, log):
-        self.store = store
-        self.log = log
-        if store is None and not _TaskState._warned:
-            _TaskState._warned = True
-            log.warning(
-                "task_state_store is not available (Airflow < 3.3 or disabled): a retry after a crash may "
-                "resend a video that Symbl already accepted"
-            )
+def _is_deferral(exc: BaseException) -> bool:
+    from airflow.sdk.exceptions import TaskDeferred
 
-    def load(self) -> dict:
-        record = self.store.get(STATE_KEY) if self.store is not None else None
-        if not isinstance(record, dict):
-            record = {}
-        record.setdefault("conversation_id", None)
-        record.setdefault("parts", {})
-        return record
+    return isinstance(exc, TaskDeferred)
 
-    def save(self, record: dict) -> None:
-        if self.store is not None:
-            self.store.set(STATE_KEY, record)
+
+def _unconfirmed_text(ledger, uri: str, ledger_uri: str) -> str:
+    from symbl_airflow.plan import unconfirmed_message
+
+    part = ledger.part(uri)
+    if part is None:
+        return ""
+    return unconfirmed_message(ledger, part, HOW_TO_RESOLVE)
+
+
+class _LeaseKeeper:
+    """Renew the writer's lease every third of its length while a (long) upload runs."""
+
+    def __init__(self, store, writer, seconds: float, log) -> None:
+        self.store, self.writer, self.seconds, self.log = store, writer, seconds, log
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="symbl-lease-keeper", daemon=True)
+
+    def __enter__(self) -> _LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        from symbl_airflow import ledger as L
+
+        while not self._stop.wait(self.seconds / 3):
+            try:
+                self.store.update(L.renew(self.writer, self.seconds))
+            except Exception:
+                self.log.warning("Could not renew the lease on %s", self.store.uri, exc_info=True)
