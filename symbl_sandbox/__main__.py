@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-job-seconds", type=float, default=float(_env("MIN_JOB_SECONDS", 1.0)))
     p.add_argument("--data-dir", type=Path, default=_env("DATA_DIR", None))
     p.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"))
+    p.add_argument(
+        "--entity-shape",
+        choices=("current", "legacy"),
+        default=_env("ENTITY_SHAPE", "current"),
+        help="GET .../entities shape: current (type/subType/category/matches) or legacy (flat, 2022 docs)",
+    )
     return p
 
 
@@ -72,6 +78,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         speed=args.speed,
         min_job_seconds=args.min_job_seconds,
         data_dir=Path(args.data_dir) if args.data_dir else None,
+        entity_shape=args.entity_shape,
     )
 
 

@@ -12,6 +12,7 @@ import json
 import logging
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
-from symbl_sandbox import experience, media
+from symbl_sandbox import conversation_list, experience, media
 from symbl_sandbox.faults import FaultRegistry, FaultSpecError, Ledger, Stats
 from symbl_sandbox.model import (
     InvalidCredentials,
@@ -79,6 +80,9 @@ OPTION_NAMES = (
     "diarizationSpeakerCount",
 )
 _BRACKETS = re.compile(r"\[([^\]]*)\]")
+#: Optional strings where "" means "not given": the reference's own POST /v1/process/video/url body example
+#: (symbl-docs post-video-url.md) sends ``"webhookUrl": ""`` (and ``"channelMetadata": []``, accepted as a list).
+EMPTY_MEANS_UNSET = ("webhookUrl", "name")
 
 
 def _maybe_json(value: Any) -> Any:
@@ -245,6 +249,8 @@ def validate_options(raw: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in raw.items():
         if name not in OPTION_NAMES or value is None:
+            continue
+        if name in EMPTY_MEANS_UNSET and isinstance(value, str) and not value.strip():
             continue
         if name in STRINGS:
             out[name] = _str(name, value)
@@ -441,9 +447,10 @@ async def generate_token(request: web.Request) -> web.Response:
         model.token_requests += 1
         return error(400, '"type" must be "application"')
     app_id, app_secret = body.get("appId"), body.get("appSecret")
-    if not isinstance(app_id, str) or not isinstance(app_secret, str) or not app_id or not app_secret:
-        model.token_requests += 1
-        return error(400, '"appId" and "appSecret" are required')
+    # authentication.md: invalid credentials -> 401; a missing or empty appId/appSecret is one more invalid
+    # combination, so it gets the same 401 (the body text is the sandbox's own, see symbl_sandbox/README.md)
+    if not isinstance(app_id, str) or not isinstance(app_secret, str):
+        app_id, app_secret = str(app_id or ""), ""
     token, expires_in = model.generate_token(app_id, app_secret)
     return web.json_response({"accessToken": token, "expiresIn": expires_in})
 
@@ -609,16 +616,19 @@ def _conversation_json(conv) -> dict[str, Any]:
 
 
 async def list_conversations(request: web.Request) -> web.Response:
+    """Source: symbl-docs all-conversations.md (query parameters table): ``limit`` 0-65536 (default 20),
+    ``offset``, ``order`` asc (default) | desc on startTime, ``sort`` (default ``conversation.startTime``),
+    ``startTime``/``endTime`` (default window: the 7 days up to now), ``filter`` (RSQL, no OR, at most two
+    parameters; with a filter and no explicit times, the default window does not apply)."""
     app_id = authenticate(request)
     model = request.app[MODEL_KEY]
-    convs = [c for c in model.conversations.values() if c.app_id == app_id]
-    convs.sort(key=lambda c: c.start_time, reverse=request.query.get("order", "desc") != "asc")
     try:
-        limit = int(request.query.get("limit", 20))
-        offset = int(request.query.get("offset", 0))
-    except ValueError:
-        return error(400, '"limit" and "offset" must be integers')
-    return web.json_response({"conversations": [_conversation_json(c) for c in convs[offset : offset + limit]]})
+        query = conversation_list.parse_query(request.query, now=datetime.now(UTC))
+    except conversation_list.QueryError as exc:
+        raise OptionError(str(exc)) from None
+    convs = [c for c in model.conversations.values() if c.app_id == app_id]
+    page = conversation_list.select(convs, query)
+    return web.json_response({"conversations": [_conversation_json(c) for c in page]})
 
 
 async def get_conversation(request: web.Request) -> web.Response:
@@ -650,6 +660,11 @@ def _simple(key: str, method: str):
         return web.json_response({key: getattr(t, method)()})
 
     return handler
+
+
+async def get_entities(request: web.Request) -> web.Response:
+    shape = request.app[MODEL_KEY].config.entity_shape
+    return web.json_response({"entities": _conversation(request).transcript.entities(shape)})
 
 
 async def get_trackers(request: web.Request) -> web.Response:
@@ -854,7 +869,7 @@ def create_app(config: SandboxConfig | None = None) -> web.Application:
     r.add_get(c + "/questions", _simple("questions", "questions"))
     r.add_get(c + "/action-items", _simple("actionItems", "action_items"))
     r.add_get(c + "/follow-ups", _simple("followUps", "follow_ups"))
-    r.add_get(c + "/entities", _simple("entities", "entities"))
+    r.add_get(c + "/entities", get_entities)
     r.add_get(c + "/insights", _simple("insights", "insights"))
     r.add_get(c + "/trackers-detected", get_trackers)
     r.add_get(c + "/trackers", get_trackers)

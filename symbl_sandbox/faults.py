@@ -21,7 +21,7 @@ import random
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 ACTIONS = ("status", "latency", "drop", "fail_job")
@@ -163,7 +163,7 @@ class Ledger:
     def record(self, **entry: Any) -> dict[str, Any]:
         entry = {
             "seq": len(self.submissions) + 1,
-            "receivedAt": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "receivedAt": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             **entry,
         }
         self.submissions.append(entry)

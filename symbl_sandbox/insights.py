@@ -49,7 +49,7 @@ import re
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 ISO = "%Y-%m-%dT%H:%M:%S"
@@ -101,7 +101,7 @@ def uuid_id(*parts: object) -> str:
 
 
 def iso(dt: datetime) -> str:
-    dt = dt.astimezone(timezone.utc)
+    dt = dt.astimezone(UTC)
     return dt.strftime(ISO) + f".{dt.microsecond // 1000:03d}Z"
 
 
@@ -190,9 +190,17 @@ class Transcript:
                     yield msg, sentence, match.start() + (len(match.group(0)) - len(match.group(0).lstrip()))
 
     # -- messages ---------------------------------------------------------------------------------------
+    def _origin(self) -> float:
+        """Media offset of the conversation's first message: ``timeOffset`` counts from there (messages page)."""
+        return self.messages[0].time_offset if self.messages else 0.0
+
     def render_messages(self, *, verbose: bool = False, sentiment: bool = False) -> list[dict[str, Any]]:
+        # Source: docs.symbl.ai conversation-api/messages (symbl-docs messages.md, "Response Object"):
+        # timeOffset/duration are seconds "up to 2 decimal points", timeOffset = startTime of this sentence
+        # (or word) - startTime of the very first sentence (or word) of the conversation.
         out = []
         detect_phrases = bool(self.options.get("detectPhrases"))
+        origin = self._origin()
         for msg in self.messages:
             item: dict[str, Any] = {
                 "id": msg.id,
@@ -200,8 +208,8 @@ class Transcript:
                 "from": self.members[msg.speaker].as_from(),
                 "startTime": self._time(msg.time_offset),
                 "endTime": self._time(msg.time_offset + msg.duration),
-                "timeOffset": msg.time_offset,
-                "duration": msg.duration,
+                "timeOffset": round(msg.time_offset - origin, 2),
+                "duration": round(msg.duration, 2),
                 "conversationId": self.conversation_id,
                 "phrases": action_phrases(msg.text) if detect_phrases else [],
             }
@@ -221,8 +229,8 @@ class Transcript:
                 "word": word,
                 "startTime": self._time(msg.time_offset + i * step),
                 "endTime": self._time(msg.time_offset + (i + 1) * step),
-                "timeOffset": round(msg.time_offset + i * step, 3),
-                "duration": round(step, 3),
+                "timeOffset": round(msg.time_offset + i * step - self._origin(), 2),
+                "duration": round(step, 2),
                 "score": 0.95,
                 "speakerTag": tag,
             }
@@ -264,7 +272,7 @@ class Transcript:
             yield msg, sentence, offset, definitive
 
     def _action_like(self, msg: Message, sentence: str, definitive: bool, kind: str, idx: int, score: float):
-        entities = date_entities(sentence)
+        entities = date_entities(sentence, self.start_time + timedelta(seconds=msg.time_offset))
         lower = sentence.lower()
         first_person = lower.startswith(("i ", "i'll", "we ", "we'll", "i'm"))
         item: dict[str, Any] = {
@@ -339,6 +347,20 @@ class Transcript:
         words_in_bigrams = {w for b, _ in chosen for w in b.split()}
         chosen += [(p, c) for p, c in unigrams.items() if (c >= 2 or p in vocab) and p not in words_in_bigrams]
         chosen = sorted(chosen, key=order)[:10]
+        parents: dict[str, str] = {}
+        if parent_refs:
+            # Topic hierarchy (symbl-docs topics.md, parentRefs=true example): every parent named in a child's
+            # parentRefs is itself a topic of the list. A two-word topic's parent is its head word (last word)
+            # when that word is a topic in its own right (seen twice or in customVocabulary).
+            texts = {p for p, _ in chosen}
+            for phrase in list(texts):
+                head = phrase.split()[-1]
+                if " " in phrase and (unigrams[head] >= 2 or head in vocab):
+                    parents[phrase] = head
+                    if head not in texts:
+                        texts.add(head)
+                        chosen.append((head, unigrams[head]))
+            chosen = sorted(chosen, key=order)
         if not chosen:
             return []
         top = max(c for _, c in chosen)
@@ -354,8 +376,8 @@ class Transcript:
                 "messageIds": [m.id for m in msgs],
                 "parentRefs": [],
             }
-            if parent_refs and " " in phrase:
-                item["parentRefs"] = [{"type": "topic", "text": phrase.split()[-1]}]
+            if phrase in parents:
+                item["parentRefs"] = [{"type": "topic", "text": parents[phrase]}]
             if sentiment:
                 scores = [sentiment_of(m.text)["polarity"]["score"] for m in msgs] or [0.0]
                 item["sentiment"] = _sentiment(sum(scores) / len(scores))
@@ -363,38 +385,73 @@ class Transcript:
         return out
 
     # -- entities -----------------------------------------------------------------------------------------
-    def entities(self) -> list[dict[str, Any]]:
+    def _entity_hits(self):
+        """``(category, type, subType, message, offset, matched text, normalised value)`` per occurrence."""
         custom = self.options.get("entities") or []
         detect = bool(self.options.get("detectEntities"))
-        if not custom and not detect:
-            return []
-        found: dict[tuple, dict[str, Any]] = {}
-
-        def add(key, entity, msg, offset):
-            item = found.setdefault(key, {**entity, "messageRefs": []})
-            item["messageRefs"].append({"id": msg.id, "text": msg.text, "offset": offset})
-
         for msg in self.messages:
             lower = msg.text.lower()
             for ent in custom:
                 needle = str(ent.get("text", "")).lower()
                 if needle and (pos := lower.find(needle)) >= 0:
-                    text = msg.text[pos : pos + len(needle)]
+                    kind = str(ent.get("customType"))
                     value = ent.get("value") or ent.get("text")
-                    base = {"type": "custom", "customType": ent.get("customType"), "value": value, "text": text}
-                    add(("custom", ent.get("customType"), needle), base, msg, pos)
+                    yield "Custom", kind, kind, msg, pos, msg.text[pos : pos + len(needle)], value
             if not detect:
                 continue
             for name in self.members:
                 if name.lower().startswith("speaker "):
                     continue
                 for m in re.finditer(r"\b" + re.escape(name) + r"\b", msg.text, re.I):
-                    add(("person", name.lower()), {"type": "person", "value": name, "text": m.group(0)}, msg, m.start())
+                    yield "Managed", "person", "name", msg, m.start(), m.group(0), name
             for m in _NUMBER.finditer(msg.text):
-                add(("number", m.group(0)), {"type": "number", "value": m.group(0), "text": m.group(0)}, msg, m.start())
+                yield "Managed", "number", "number", msg, m.start(), m.group(0), m.group(0)
+            when = self.start_time + timedelta(seconds=msg.time_offset)
             for m in _DATE.finditer(msg.text):
-                word = m.group(0).lower()
-                add(("date", word), {"type": "date", "value": word, "text": m.group(0)}, msg, m.start())
+                day = resolve_date(m.group(0), when).strftime("%Y-%m-%d")
+                yield "Managed", "date", "date", msg, m.start(), m.group(0), day
+
+    def entities(self, shape: str = "current") -> list[dict[str, Any]]:
+        """Detected entities, in the ``current`` shape or the ``legacy`` flat one (see the module docstring)."""
+        if not self.options.get("entities") and not self.options.get("detectEntities"):
+            return []
+        if shape == "legacy":
+            return self._legacy_entities()
+        found: dict[tuple, dict[str, Any]] = {}
+        for category, kind, sub, msg, offset, text, value in self._entity_hits():
+            entity = found.setdefault(
+                (category, kind, sub),
+                {
+                    "id": numeric_id(self.conversation_id, "entity", category, kind, sub),
+                    "type": kind,
+                    "subType": sub,
+                    "category": category,
+                    "matches": {},
+                },
+            )
+            match = entity["matches"].setdefault(
+                str(value).lower(), {"detectedValue": text, "value": value, "messageRefs": []}
+            )
+            match["messageRefs"].append(
+                {
+                    "id": msg.id,
+                    "startTime": self._time(msg.time_offset),
+                    "endTime": self._time(msg.time_offset + msg.duration),
+                    "text": msg.text,
+                    "offset": offset,
+                }
+            )
+        return [{**e, "matches": list(e["matches"].values())} for e in found.values()]
+
+    def _legacy_entities(self) -> list[dict[str, Any]]:
+        found: dict[tuple, dict[str, Any]] = {}
+        for category, kind, _sub, msg, offset, text, value in self._entity_hits():
+            if category == "Custom":
+                base = {"type": "custom", "customType": kind, "value": value, "text": text}
+            else:
+                base = {"type": kind, "value": value, "text": text}
+            item = found.setdefault((category, kind, str(value).lower()), {**base, "messageRefs": []})
+            item["messageRefs"].append({"id": msg.id, "text": msg.text, "offset": offset})
         return list(found.values())
 
     # -- trackers ----------------------------------------------------------------------------------------
@@ -494,7 +551,9 @@ class Transcript:
         ]
 
     def insights(self) -> list[dict[str, Any]]:
-        return [*self.questions(), *self.action_items(), *self.follow_ups()]
+        # Source: symbl-docs insights.md: the legacy endpoint's items are of type "question" or "action_item";
+        # follow-ups have their own endpoint and are not repeated here.
+        return [*self.questions(), *self.action_items()]
 
 
 def sentiment_of(text: str) -> dict[str, Any]:
@@ -523,16 +582,23 @@ def action_phrases(text: str) -> list[dict[str, str]]:
     return []
 
 
-def date_entities(sentence: str) -> list[dict[str, Any]]:
+def date_entities(sentence: str, when: datetime) -> list[dict[str, Any]]:
+    """Date entities of an action item or follow-up; ``value`` is the resolved day, as in Symbl's example
+    (symbl-docs follow-ups.md: text "today" -> value "2020-06-22"), relative to when it was said."""
     return [
-        {"type": "date", "text": m.group(0), "offset": m.start(), "value": m.group(0).lower()}
+        {
+            "type": "date",
+            "text": m.group(0),
+            "offset": m.start(),
+            "value": resolve_date(m.group(0), when).strftime("%Y-%m-%d"),
+        }
         for m in _DATE.finditer(sentence)
     ]
 
 
 def resolve_date(word: str, when: datetime) -> datetime:
     word = word.lower()
-    day = when.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    day = when.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     if word == "tomorrow":
         return day + timedelta(days=1)
     if word == "yesterday":

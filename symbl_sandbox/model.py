@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,9 @@ class SandboxConfig:
     speed: float = 0.1
     min_job_seconds: float = 1.0
     data_dir: Path | None = None
+    #: Shape of ``GET .../entities``: "current" (docs.symbl.ai get-detected-entities, Go SDK ``Entity``) or
+    #: "legacy" (symbl-docs 2022 entities.md), for testing readers of either.
+    entity_shape: str = "current"
 
 
 class SandboxError(Exception):
@@ -204,7 +207,7 @@ class SandboxModel:
         """Return ``(accessToken, expiresIn)``; the cached token while it is valid, with its remaining life."""
         self.token_requests += 1
         expected = self.config.credentials.get(app_id)
-        if expected is None or not hmac.compare_digest(str(expected), str(app_secret)):
+        if not app_secret or expected is None or not hmac.compare_digest(str(expected), str(app_secret)):
             raise InvalidCredentials("Invalid appId or appSecret.")
         now = self.clock()
         token = self._current_token.get(app_id)
@@ -293,7 +296,7 @@ class SandboxModel:
         """Create (or append to) a conversation and queue a job; the reservation becomes the job's slot."""
         if conversation_id is None:
             conv_id = self._new_conversation_id()
-            start = datetime.now(timezone.utc)
+            start = datetime.now(UTC)
             conv = Conversation(
                 id=conv_id,
                 app_id=app_id,
@@ -355,10 +358,15 @@ class SandboxModel:
                 job.media_path, job.size, job.sha256 = result.path, result.size, result.sha256
             info = await asyncio.to_thread(media.probe, job.media_path, job.size or 0)
             job.media_seconds = info.duration
+            undecodable = not info.parsed
             work = max(self.config.min_job_seconds, self.config.speed * info.duration)
             await asyncio.sleep(max(0.0, work - (time.monotonic() - started)))
             if job.fail:
                 raise JobFailure("failure injected by a sandbox fault")
+            if undecodable:
+                # Real Symbl cannot transcribe media it cannot decode (e.g. an MP4 cut short: 'ftyp' but no
+                # 'moov' box), so the job fails rather than getting an invented transcript.
+                raise JobFailure("the media could not be decoded (truncated MP4 without a 'moov' box?)")
             if conv.deleted:
                 raise JobFailure("the conversation was deleted")
             cues = info.cues

@@ -50,7 +50,12 @@ def test_bad_credentials_and_bad_requests(clean_sandbox):
     assert bad.status_code == 401 and "message" in bad.json()
     assert "wrong" not in bad.text
     assert _generate(url, appId="nobody", appSecret="x").status_code == 401
-    assert _generate(url, appId=clean_sandbox.app_id).status_code == 400
+    # any invalid appId/appSecret combination is 401 (authentication.md), missing or empty ones included
+    assert _generate(url, appId=clean_sandbox.app_id).status_code == 401
+    assert _generate(url, appId=clean_sandbox.app_id, appSecret="").status_code == 401
+    assert _generate(url, appId="", appSecret=clean_sandbox.app_secret).status_code == 401
+    assert _generate(url, appId=clean_sandbox.app_id, appSecret=None).status_code == 401
+    assert _generate(url, appSecret=clean_sandbox.app_secret).status_code == 401
     wrong_type = requests.post(url + "/oauth2/token:generate", json={"type": "password"}, timeout=10)
     assert wrong_type.status_code == 400
     not_json = requests.post(url + "/oauth2/token:generate", data=b"{nope", timeout=10)

@@ -89,6 +89,9 @@ def test_insight_endpoints(api, done):
     ]
     assert items[0]["assignee"]["name"] == "Bob" and items[0]["dueBy"].endswith("T00:00:00.000Z")
     assert items[0]["entities"][0]["type"] == "date"
+    # the date entity's value is the resolved day (follow-ups.md: "today" -> "2020-06-22"), dueBy that day
+    assert items[0]["entities"][0]["text"] == "tomorrow"
+    assert items[0]["entities"][0]["value"] == items[0]["dueBy"][:10]
 
     follow = api.conversation(done, "/follow-ups").json()["followUps"]
     assert [f["text"] for f in follow] == [i["text"] for i in items]  # both mention send / schedule / call
@@ -99,20 +102,32 @@ def test_insight_endpoints(api, done):
     assert len(topics[0]["messageIds"]) == 3 and topics[0]["parentRefs"] == []
     with_parents = api.conversation(done, "/topics", parentRefs="true").json()["topics"]
     assert with_parents[0]["parentRefs"] == [{"type": "topic", "text": "page"}]
+    parent_texts = {t["text"] for t in with_parents}
+    assert "page" in parent_texts
+    assert all(r["text"] in parent_texts for t in with_parents for r in t["parentRefs"])
     with_sentiment = api.conversation(done, "/topics", sentiment="true").json()["topics"]
     assert "sentiment" in with_sentiment[0]
 
     legacy = api.conversation(done, "/insights").json()["insights"]
-    assert {i["type"] for i in legacy} == {"question", "action_item", "follow_up"}
+    # insights.md: legacy items are questions and action items only (follow-ups are not repeated)
+    assert [i["type"] for i in legacy] == ["question", "action_item", "action_item"]
+    assert [i["id"] for i in legacy] == [questions[0]["id"], *(i["id"] for i in items)]
 
 
 def test_entities_trackers_analytics_members_summary(api, done):
     entities = api.conversation(done, "/entities").json()["entities"]
-    custom = [e for e in entities if e["type"] == "custom"]
-    assert custom[0]["customType"] == "Product" and custom[0]["value"] == "Pricing Page"
-    assert len(custom[0]["messageRefs"]) == 3 and custom[0]["messageRefs"][0]["offset"] == 18
-    assert {e["type"] for e in entities} == {"custom", "date"}  # no speaker names or digits are spoken
-    assert [e["value"] for e in entities if e["type"] == "date"] == ["today", "tomorrow"]
+    custom = [e for e in entities if e["category"] == "Custom"]
+    assert custom[0]["type"] == "Product" and NUMERIC.match(custom[0]["id"])
+    [match] = custom[0]["matches"]
+    assert match["detectedValue"] == "pricing page" and match["value"] == "Pricing Page"
+    assert len(match["messageRefs"]) == 3 and match["messageRefs"][0]["offset"] == 18
+    assert set(match["messageRefs"][0]) == {"id", "startTime", "endTime", "text", "offset"}
+    # no speaker names or digits are spoken
+    assert {(e["category"], e["type"]) for e in entities} == {("Custom", "Product"), ("Managed", "date")}
+    [date] = [e for e in entities if e["type"] == "date"]
+    assert [m["detectedValue"] for m in date["matches"]] == ["today", "tomorrow"]
+    day = _ts(api.conversation(done).json()["startTime"]).date()
+    assert [m["value"] for m in date["matches"]] == [str(day), str(day + timedelta(days=1))]
 
     trackers = api.conversation(done, "/trackers-detected").json()
     assert isinstance(trackers, list) and trackers == api.conversation(done, "/trackers").json()
@@ -172,14 +187,15 @@ def test_captionless_and_unreadable_media_get_deterministic_transcripts(api, cli
         runs = []
         for _ in range(2):
             job = api.submit_ok(data, params={"diarizationSpeakerCount": "3"} if name == "long" else None)
-            assert api.wait(job["jobId"])[-1] == "completed"
-            runs.append(api.conversation(job["conversationId"], "/messages").json()["messages"])
-        assert [m["text"] for m in runs[0]] == [m["text"] for m in runs[1]]
+            status = api.wait(job["jobId"])[-1]
+            runs.append((status, api.conversation(job["conversationId"], "/messages").json()["messages"]))
+        assert [m["text"] for m in runs[0][1]] == [m["text"] for m in runs[1][1]]
         results[name] = runs[0]
-    assert len(results["silent"]) == 1
-    assert [m["from"]["name"] for m in results["long"]] == ["Speaker 1", "Speaker 2", "Speaker 3"]
-    assert [m["timeOffset"] for m in results["long"]] == [0.0, 4.0, 8.0]
-    assert len(results["truncated"]) == 1  # size-derived: ~1 s of "media"
+    assert results["silent"][0] == "completed" and len(results["silent"][1]) == 1
+    assert [m["from"]["name"] for m in results["long"][1]] == ["Speaker 1", "Speaker 2", "Speaker 3"]
+    assert [m["timeOffset"] for m in results["long"][1]] == [0.0, 4.0, 8.0]
+    # an MP4 cut short (no 'moov' box) cannot be decoded: the job fails and no transcript is invented
+    assert results["truncated"] == ("failed", [])
 
 
 def test_non_english_gets_messages_but_no_insights(api, clip):

@@ -320,4 +320,5 @@ def test_audio_endpoints(api, clip):
     bad = api.request("POST", "/v1/process/audio", data=clip.one, headers={"Content-Type": "video/ogg"})
     assert bad.status_code == 400
     assert [e["endpoint"] for e in api.server.ledger()] == ["audio", "audio"]
-    assert api.wait(untyped.json()["jobId"])[-1] == "completed"
+    assert api.wait(ok.json()["jobId"])[-1] == "completed"
+    assert api.wait(untyped.json()["jobId"])[-1] == "failed"  # "RIFF...." cannot be decoded

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from multidict import MultiDict
@@ -14,7 +14,7 @@ from symbl_sandbox.model import InvalidCredentials, SandboxConfig, SandboxModel,
 
 pytestmark = pytest.mark.unit
 
-START = datetime(2024, 1, 1, 12, 0, tzinfo=timezone.utc)  # a Monday
+START = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)  # a Monday
 
 
 def transcript(lines, **options) -> insights.Transcript:
@@ -62,8 +62,39 @@ def test_topics_entities_trackers_and_language():
     assert topics[0]["text"] == "billing service" and topics[0]["score"] == 1.0
     assert "billing" not in [x["text"] for x in topics]  # inside a chosen bigram
     assert topics[0]["parentRefs"] == [{"type": "topic", "text": "service"}]
-    types = {(e["type"], e["value"]) for e in t.entities()}
-    assert types == {("custom", "billing dashboard"), ("number", "3"), ("date", "tomorrow"), ("person", "Ben")}
+    # every parent is itself a topic of the list (topics.md parentRefs example)
+    texts = [x["text"] for x in topics]
+    assert all(ref["text"] in texts for x in topics for ref in x["parentRefs"])
+    service = topics[texts.index("service")]
+    assert service["parentRefs"] == [] and len(service["messageIds"]) == 2
+    assert t.topics()[0]["parentRefs"] == [] and "service" not in [x["text"] for x in t.topics()]
+    # current shape (get-detected-entities): type/subType/category/matches; dates resolved (Mon -> Tue)
+    current = {(e["category"], e["type"], e["subType"]): e for e in t.entities()}
+    assert set(current) == {
+        ("Custom", "System", "System"),
+        ("Managed", "number", "number"),
+        ("Managed", "date", "date"),
+        ("Managed", "person", "name"),
+    }
+    date = current[("Managed", "date", "date")]
+    assert len(date["id"]) == 16 and date["id"].isdigit()
+    assert date["matches"] == [
+        {
+            "detectedValue": "tomorrow",
+            "value": "2024-01-02",
+            "messageRefs": [
+                {
+                    "id": t.messages[2].id,
+                    "startTime": "2024-01-01T12:00:04.000Z",
+                    "endTime": "2024-01-01T12:00:06.000Z",
+                    "text": "Ben, check the billing dashboard tomorrow.",
+                    "offset": 33,
+                }
+            ],
+        }
+    ]
+    legacy = {(e["type"], e["value"]) for e in t.entities("legacy")}
+    assert legacy == {("custom", "billing dashboard"), ("number", "3"), ("date", "2024-01-02"), ("person", "Ben")}
     trackers = t.trackers()
     assert [(tr["name"], [m["value"] for m in tr["matches"]]) for tr in trackers] == [("Perf", ["slow"])]
     assert transcript(lines, languageCode="de-DE").topics() == []
