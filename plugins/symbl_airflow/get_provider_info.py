@@ -1,4 +1,8 @@
-"""Provider metadata read by Airflow's providers manager (entry point ``apache_airflow_provider``)."""
+"""Provider metadata read by Airflow's providers manager (entry point ``apache_airflow_provider``).
+
+Airflow reads this without importing the hooks (the connection form's label comes from
+``hook-name`` here), so everything the UI shows must be spelled out in the dict.
+"""
 
 from __future__ import annotations
 
@@ -20,11 +24,17 @@ def get_provider_info() -> dict:
         ],
         "hooks": [{"integration-name": "Symbl.ai", "python-modules": ["symbl_airflow.hooks"]}],
         "triggers": [{"integration-name": "Symbl.ai", "python-modules": ["symbl_airflow.triggers"]}],
-        "operators": [{"integration-name": "Symbl.ai", "python-modules": ["symbl_airflow.operators"]}],
+        "operators": [
+            {
+                "integration-name": "Symbl.ai",
+                "python-modules": ["symbl_airflow.operators", "symbl_airflow.insights"],
+            }
+        ],
         "sensors": [{"integration-name": "Symbl.ai", "python-modules": ["symbl_airflow.sensors"]}],
         "connection-types": [
             {
                 "hook-class-name": "symbl_airflow.hooks.SymblHook",
+                "hook-name": "Symbl.ai",
                 "connection-type": "symbl",
                 "ui-field-behaviour": {
                     "hidden-fields": ["schema", "port"],
@@ -38,4 +48,5 @@ def get_provider_info() -> dict:
                 },
             }
         ],
+        "extra-links": ["symbl_airflow.links.SymblConversationLink"],
     }

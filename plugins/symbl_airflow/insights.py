@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from symbl_airflow.links import SymblConversationLink, store_conversation_url
 from symbl_airflow.templating import parse_rendered
 
 if TYPE_CHECKING:
@@ -132,6 +133,7 @@ class SymblInsightsOperator(BaseOperator):
     )
     template_fields_renderers = {"insight_params": "json", "insights": "json"}
     ui_color = "#eaf6ec"
+    operator_extra_links = (SymblConversationLink(),)
 
     def __init__(
         self,
@@ -267,6 +269,7 @@ class SymblInsightsOperator(BaseOperator):
         required = self._resolve_required()
         bucket, prefix = parse_output_uri(self.output_uri)
         base = f"s3://{bucket}/{prefix}"
+        store_conversation_url(context, self.hook, conversation_id, self.log)
 
         self.log.info(
             "Fetching %d insight kind(s) of conversation %s into %s: %s",
@@ -328,6 +331,8 @@ class SymblInsightsOperator(BaseOperator):
         self.log.info(
             "Wrote %d insight file(s) and %s (missing: %s)", len(stored), index_uri, ", ".join(missing) or "none"
         )
+        self._lineage_files = [*(entry["uri"] for entry in stored.values()), index_uri]
+        self._lineage_conversation_id = conversation_id
         self._annotate_outlets(context, {"conversation_id": conversation_id, "index_uri": index_uri})
         return {
             "conversation_id": conversation_id,
@@ -335,6 +340,17 @@ class SymblInsightsOperator(BaseOperator):
             "uris": {kind: entry["uri"] for kind, entry in stored.items()},
             "missing": list(missing),
         }
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any):
+        """OpenLineage: the conversation (and its S3 videos, given the append XCom) -> the insight files."""
+        from symbl_airflow.lineage import insights_lineage
+
+        return insights_lineage(
+            self.hook,
+            getattr(self, "_lineage_conversation_id", None),
+            getattr(self, "_lineage_files", ()),
+            videos_from=self.conversation_id,
+        )
 
     def _check_conversation_exists(self, conversation_id: str) -> None:
         """Tell "every kind is missing" apart from "no such conversation" (both are 404s per kind)."""

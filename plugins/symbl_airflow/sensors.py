@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, conf
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 
+from symbl_airflow.links import SymblConversationLink, store_conversation_url
 from symbl_airflow.templating import parse_rendered
 from symbl_airflow.triggers import SymblJobTrigger, normalize_job_ids
 
@@ -94,6 +95,7 @@ class SymblJobSensor(BaseSensorOperator):
 
     template_fields: Sequence[str] = ("job_ids", "conversation_id", "symbl_conn_id")
     ui_color = "#dff0fb"
+    operator_extra_links = (SymblConversationLink(),)
 
     def __init__(
         self,
@@ -144,6 +146,8 @@ class SymblJobSensor(BaseSensorOperator):
 
     def execute(self, context: Context) -> list[str]:
         job_ids, conversation_id = self._resolve()
+        if conversation_id and "," not in conversation_id:  # one conversation: link to it
+            store_conversation_url(context, self.hook, conversation_id, self.log)
         if not job_ids:
             self.log.info("No Symbl jobs to wait for%s: nothing was appended", self._where(conversation_id))
             return []
