@@ -1,4 +1,8 @@
-"""Exceptions raised by the Symbl hooks.
+"""Exceptions raised by the Symbl hooks, the sensor and the trigger.
+
+Errors that no retry can fix (wrong credentials, a failed Symbl job, unusable job ids, a
+``Retry-After`` beyond the retry budget) are also ``AirflowFailException`` s: Airflow then fails the
+task at once instead of spending its ``retries`` on them.
 
 Each API error carries what an operator needs to decide and what a human needs to debug it: the
 HTTP status, Symbl's own ``message``, the endpoint and method, and the conversation / job id.
@@ -7,7 +11,7 @@ None of them ever carries a token or the App Secret.
 
 from __future__ import annotations
 
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 #: Longest Symbl message kept in an exception (bodies of proxies' error pages can be huge).
 MAX_MESSAGE_CHARS = 500
@@ -73,7 +77,7 @@ class SymblBadRequestError(SymblError):
     """HTTP 400: Symbl rejected the request (an option or the media); never retried."""
 
 
-class SymblAuthError(SymblError):
+class SymblAuthError(SymblError, AirflowFailException):
     """HTTP 401/403: bad App ID / App Secret, or a token Symbl refused even after one refresh."""
 
 
@@ -87,6 +91,18 @@ class SymblRateLimitError(SymblError):
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs) -> None:
         self.retry_after = retry_after
         super().__init__(message, **kwargs)
+
+
+class SymblRetryBudgetError(SymblRateLimitError, AirflowFailException):
+    """HTTP 429 whose ``Retry-After`` is longer than what is left of the call's retry budget."""
+
+
+class SymblJobFailedError(SymblError, AirflowFailException):
+    """A Symbl job ended with status ``failed``: Symbl will not process that media differently on retry."""
+
+
+class SymblJobIdsError(AirflowFailException, ValueError):
+    """``job_ids`` given to the sensor or trigger cannot be used; says what was given and what is accepted."""
 
 
 class SymblServerError(SymblError):

@@ -52,22 +52,22 @@ class CachedToken:
         return now < self.refresh_at
 
 
-def mask_token(token: str) -> None:
-    """Register a token with Airflow's secrets masker (task logs, supervisor)."""
-    try:
-        from airflow.sdk.log import mask_secret
-    except ImportError:  # pragma: no cover - older task SDK layouts
-        from airflow.sdk.execution_time.secrets_masker import mask_secret  # type: ignore[no-redef]
-    mask_secret(token)
+def mask_secret(secret: str) -> None:
+    """Register a secret (token, App Secret) with Airflow's secrets masker (task logs, supervisor)."""
+    from airflow.sdk.log import mask_secret as _mask
+
+    _mask(secret)
 
 
-async def _amask(token: str) -> None:
-    try:
-        from airflow.sdk.log import amask_secret
-    except ImportError:  # pragma: no cover
-        mask_token(token)
-        return
-    await amask_secret(token)
+async def amask_secret(secret: str) -> None:
+    """:func:`mask_secret` without blocking the event loop (it may talk to the supervisor)."""
+    from airflow.sdk.log import amask_secret as _amask
+
+    await _amask(secret)
+
+
+#: Tokens are secrets like any other.
+mask_token = mask_secret
 
 
 class TokenCache:
@@ -148,7 +148,7 @@ class TokenCache:
             if token is not None:
                 return token
             value, expires_in = await fetch()
-            await _amask(value)
+            await amask_secret(value)
             self.store(key, value, expires_in, margin)
             log.debug("Fetched a Symbl access token for %s (expires in %.0f s)", key[0], expires_in)
             return value

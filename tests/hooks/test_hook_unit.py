@@ -26,13 +26,11 @@ from symbl_airflow.hooks import (
     DEFAULT_BASE_URL,
     INSIGHT_ENDPOINTS,
     USER_AGENT,
-    RetryPolicy,
     SymblHook,
     SymblJob,
     _is_connect_failure,
     _UploadBody,
     normalize_base_url,
-    parse_retry_after,
 )
 from symbl_airflow.options import SymblOptions
 from tests.hooks.conftest import assert_no_secrets
@@ -117,39 +115,6 @@ def connect_error():
 
 # ----------------------------------------------------------------------------------------- parsing helpers
 @pytest.mark.parametrize(
-    ("value", "expected"),
-    [("3", 3.0), ("0.25", 0.25), (" 2 ", 2.0), ("-4", 0.0), ("", None), (None, None), ("soon", None), ("nan", None)],
-)
-def test_parse_retry_after_seconds(value, expected):
-    assert parse_retry_after(value) == expected
-
-
-def test_parse_retry_after_http_date():
-    now = 1_700_000_000.0
-    header = "Tue, 14 Nov 2023 22:13:30 GMT"  # now + 10 s
-    assert parse_retry_after(header, now=now) == pytest.approx(10.0)
-    assert parse_retry_after("Tue, 14 Nov 2023 22:13:00 GMT", now=now) == 0.0
-
-
-def test_backoff_full_jitter_bounds():
-    policy = RetryPolicy(max_attempts=10, max_retry_seconds=1000, backoff_base=0.5, backoff_max=3.0)
-    for attempt, ceiling in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 3.0), (9, 3.0)]:
-        assert policy.backoff(attempt, rng=lambda lo, hi: hi) == ceiling
-        assert policy.backoff(attempt, rng=lambda lo, hi: lo) == 0.0
-        samples = [policy.backoff(attempt) for _ in range(200)]
-        assert all(0.0 <= s <= ceiling for s in samples)
-        assert len(set(samples)) > 1  # jittered
-
-
-def test_next_delay_budget():
-    policy = RetryPolicy(max_attempts=3, max_retry_seconds=10, backoff_base=1)
-    assert policy.next_delay(1, 0, retry_after=2) == 2
-    assert policy.next_delay(3, 0, retry_after=2) is None  # attempts spent
-    assert policy.next_delay(1, 9, retry_after=2) is None  # time budget spent
-    assert policy.next_delay(1, 0, retry_after=11) is None  # Retry-After beyond the budget
-
-
-@pytest.mark.parametrize(
     ("host", "schema", "port", "expected"),
     [
         (None, None, None, DEFAULT_BASE_URL),
@@ -197,12 +162,12 @@ def test_connection_from_json_env(monkeypatch):
     assert (cfg.timeout, cfg.connect_timeout, cfg.token_refresh_margin) == (42, 3, 60)
     assert hook.retry_policy.max_attempts == 2
     assert hook.retry_policy.max_retry_seconds == 7
-    assert hook._timeouts(upload=True) == (3, 42)
+    assert (hook.config.connect_timeout, hook.config.read_timeout(None, upload=True)) == (3, 42)
     assert SECRET not in repr(cfg)
     # constructor arguments beat the connection extras
     hook2 = SymblHook("symbl_j", max_attempts=9, max_retry_seconds=1, timeout=5)
     assert (hook2.retry_policy.max_attempts, hook2.retry_policy.max_retry_seconds) == (9, 1)
-    assert hook2._timeouts(upload=False) == (3, 5)
+    assert (hook2.config.connect_timeout, hook2.config.read_timeout(hook2._timeout)) == (3, 5)
 
 
 def test_connection_from_uri_env(monkeypatch):
@@ -220,8 +185,8 @@ def test_connection_default_host_and_timeouts(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_SYMBL_D", json.dumps({"conn_type": "symbl", "login": "a", "password": SECRET}))
     hook = SymblHook("symbl_d")
     assert hook.config.base_url == "https://api.symbl.ai"
-    assert hook._timeouts(upload=True) == (10.0, 300.0)
-    assert hook._timeouts(upload=False) == (10.0, 60.0)
+    assert (hook.config.connect_timeout, hook.config.read_timeout(None, upload=True)) == (10.0, 300.0)
+    assert hook.config.read_timeout(None) == 60.0
     assert hook.retry_policy.max_attempts == 5
     assert hook.retry_policy.max_retry_seconds == 300
 

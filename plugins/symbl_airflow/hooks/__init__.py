@@ -1,0 +1,83 @@
+"""Hooks for the Symbl.ai REST API: ``SymblHook`` (requests, workers) and ``SymblAsyncHook`` (aiohttp, triggers).
+
+The package's parts, one concern each:
+
+* :mod:`~symbl_airflow.hooks.config`: the Airflow connection, parsed and checked once;
+* :mod:`~symbl_airflow.hooks.connection`: looking the connection up from the triggerer's loop;
+* :mod:`~symbl_airflow.hooks.wire`: paths, parameters, and Symbl's answers turned into values or errors;
+* :mod:`~symbl_airflow.hooks.retry`: the one retry policy of both hooks (tenacity);
+* :mod:`~symbl_airflow.hooks.upload`: the streamed upload body;
+* :mod:`~symbl_airflow.hooks.sync_hook` and :mod:`~symbl_airflow.hooks.async_hook`: the two clients.
+
+Import from ``symbl_airflow.hooks``: the names below are the public API; the modules may move.
+"""
+
+from __future__ import annotations
+
+from symbl_airflow.hooks.async_hook import SymblAsyncHook
+from symbl_airflow.hooks.config import (
+    DEFAULT_BASE_URL,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_READ_TIMEOUT,
+    DEFAULT_UPLOAD_READ_TIMEOUT,
+    USER_AGENT,
+    SymblConnectionConfig,
+    normalize_base_url,
+    parse_connection,
+)
+from symbl_airflow.hooks.connection import aget_connection
+from symbl_airflow.hooks.retry import (
+    DEFAULT_BACKOFF_BASE,
+    DEFAULT_BACKOFF_MAX,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_RETRY_SECONDS,
+    IDEMPOTENT_RETRY_STATUSES,
+    REFUSED_STATUSES,
+    RetryPolicy,
+    parse_retry_after,
+)
+from symbl_airflow.hooks.sync_hook import SymblHook, is_connect_failure
+from symbl_airflow.hooks.upload import DEFAULT_CHUNK_SIZE, UploadBody
+from symbl_airflow.hooks.wire import (
+    EXPERIENCE_UNAVAILABLE_STATUSES,
+    INSIGHT_ENDPOINTS,
+    JOB_STATUSES,
+    JOB_TERMINAL_STATUSES,
+    TOKEN_PATH,
+    SymblJob,
+    SymblSubmission,
+)
+
+# Names of the single-module hooks.py of 0.x, kept for code that imported them.
+_UploadBody = UploadBody
+_is_connect_failure = is_connect_failure
+
+__all__ = [
+    "DEFAULT_BACKOFF_BASE",
+    "DEFAULT_BACKOFF_MAX",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_MAX_ATTEMPTS",
+    "DEFAULT_MAX_RETRY_SECONDS",
+    "DEFAULT_READ_TIMEOUT",
+    "DEFAULT_UPLOAD_READ_TIMEOUT",
+    "EXPERIENCE_UNAVAILABLE_STATUSES",
+    "IDEMPOTENT_RETRY_STATUSES",
+    "INSIGHT_ENDPOINTS",
+    "JOB_STATUSES",
+    "JOB_TERMINAL_STATUSES",
+    "REFUSED_STATUSES",
+    "TOKEN_PATH",
+    "USER_AGENT",
+    "RetryPolicy",
+    "SymblAsyncHook",
+    "SymblConnectionConfig",
+    "SymblHook",
+    "SymblJob",
+    "SymblSubmission",
+    "aget_connection",
+    "normalize_base_url",
+    "parse_connection",
+    "parse_retry_after",
+]
