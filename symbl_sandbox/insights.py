@@ -553,7 +553,8 @@ class Transcript:
     def insights(self) -> list[dict[str, Any]]:
         # Source: symbl-docs insights.md: the legacy endpoint's items are of type "question" or "action_item";
         # follow-ups have their own endpoint and are not repeated here.
-        return [*self.questions(), *self.action_items()]
+        # Its question items carry ``entities`` (an empty list in the example) like the action items do.
+        return [*({**q, "entities": []} for q in self.questions()), *self.action_items()]
 
 
 def sentiment_of(text: str) -> dict[str, Any]:
