@@ -77,6 +77,29 @@ def item_count(kind: str, payload: Any) -> int | None:
     return None
 
 
+def entity_shape(payload: Any) -> str:
+    """Which documented shape a ``GET .../entities`` payload has; the payload itself is stored unchanged.
+
+    ``current``: ``{id, type, subType, category, matches[{detectedValue, messageRefs}]}`` (docs.symbl.ai
+    "get-detected-entities"); ``legacy``: flat ``{type, value, text, messageRefs}`` (2022 docs); ``empty``
+    when there is nothing to tell by; ``mixed`` or ``unknown`` otherwise.
+    """
+    items = payload.get("entities") if isinstance(payload, dict) else None
+    if not isinstance(items, list):
+        return "unknown"
+    if not items:
+        return "empty"
+    shapes = {
+        "current"
+        if isinstance(item, dict) and "matches" in item
+        else "legacy"
+        if isinstance(item, dict) and "messageRefs" in item
+        else "unknown"
+        for item in items
+    }
+    return shapes.pop() if len(shapes) == 1 else "mixed"
+
+
 def parse_output_uri(uri: object) -> tuple[str, str]:
     """``s3://bucket/some/prefix`` -> ``("bucket", "some/prefix/")``: the output is always a prefix."""
     if not isinstance(uri, str) or not uri.strip().startswith("s3://"):
@@ -98,6 +121,10 @@ class SymblInsightsOperator(BaseOperator):
         {"conversation_id": ..., "generated_at": "<ISO UTC>",
          "insights": {kind: {"uri": ..., "count": <items or null>, "bytes": ...}},
          "missing": {kind: "<Symbl's reason>"}}
+
+    Payloads are stored exactly as Symbl returned them. The entities entry also has ``"shape"``
+    (``current``, ``legacy``, ``empty``, ``mixed`` or ``unknown``, see :func:`entity_shape`), because the
+    entity format changed between API versions and downstream readers must know which one they got.
 
     A kind Symbl answers with 404 (e.g. the summary of a conversation processed without it) is
     recorded under ``missing`` and the task succeeds, unless ``fail_on_missing`` asks otherwise.
@@ -302,6 +329,8 @@ class SymblInsightsOperator(BaseOperator):
             self.s3_hook.load_bytes(data, key=key, bucket_name=bucket, replace=True)
             count = item_count(kind, payload)
             stored[kind] = {"uri": f"s3://{bucket}/{key}", "count": count, "bytes": len(data)}
+            if kind == "entities":
+                stored[kind]["shape"] = entity_shape(payload)
             self.log.info(
                 "Stored %s: %s item(s), %d bytes -> s3://%s/%s",
                 kind,
