@@ -25,10 +25,12 @@ Symbl documents; messages are still returned):
   at least twice (or in ``customVocabulary``), at most 10, most frequent first; a unigram that is part of
   a chosen bigram is skipped. ``score`` = count / highest count. ``parentRefs=true``: a bigram topic's
   parent is its last word (the head noun), e.g. ``billing service`` -> ``service``.
-* **entities** (only with ``detectEntities=true`` or custom ``entities``): each custom entity's ``text``
-  found case-insensitively (legacy shape, type ``custom``); with ``detectEntities`` also ``person`` (known
-  speaker names mentioned in the text), ``number`` (digits) and ``date`` (weekdays, today, tomorrow,
-  yesterday, next week). One entity per distinct value with all its ``messageRefs``.
+* **entities** (managed ones unless ``detectEntities=false``, as the newest docs say; custom ones from the
+  ``entities`` option): each custom entity's ``text`` found case-insensitively (category ``Custom``, type and
+  subType its ``customType``); managed (category ``Managed``): ``person``/``name`` (known speaker names
+  mentioned in the text), ``number``/``number`` (digits) and ``date``/``date`` (weekdays, today, tomorrow,
+  yesterday, next week; ``value`` resolved to ``YYYY-MM-DD``). One entity per type with one match per
+  distinct value; ``legacy`` shape: one flat entity per distinct value with all its ``messageRefs``.
 * **trackers**: each ``{name, vocabulary}`` tracker whose phrases occur (case-insensitive) in a message:
   ``matches`` per phrase with ``messageRefs`` and ``insightRefs`` (questions/action items/follow-ups
   containing it). ``{id}`` references match nothing (no stored trackers in the sandbox).
@@ -388,7 +390,9 @@ class Transcript:
     def _entity_hits(self):
         """``(category, type, subType, message, offset, matched text, normalised value)`` per occurrence."""
         custom = self.options.get("entities") or []
-        detect = bool(self.options.get("detectEntities"))
+        # docs.symbl.ai/docs/entity-detection (newest): "Entities are detected by default when you use the
+        # Async API"; the 2022 pages said detectEntities defaults to false. The newest page wins.
+        detect = self.options.get("detectEntities", True) is not False
         for msg in self.messages:
             lower = msg.text.lower()
             for ent in custom:
@@ -413,7 +417,7 @@ class Transcript:
 
     def entities(self, shape: str = "current") -> list[dict[str, Any]]:
         """Detected entities, in the ``current`` shape or the ``legacy`` flat one (see the module docstring)."""
-        if not self.options.get("entities") and not self.options.get("detectEntities"):
+        if not self.options.get("entities") and self.options.get("detectEntities") is False:
             return []
         if shape == "legacy":
             return self._legacy_entities()

@@ -159,11 +159,22 @@ def test_results_are_deterministic_per_conversation(api, done):
     assert again == {p: api.conversation(done, p).json() for p in again}
 
 
-def test_entities_need_detect_entities_or_custom_entities(api, clip):
+def test_managed_entities_are_detected_by_default_unless_turned_off(api, clip):
+    # docs.symbl.ai/docs/entity-detection: "Entities are detected by default when you use the Async API"
     job = api.submit_ok(clip.meeting)
     api.wait(job["jobId"])
-    assert api.conversation(job["conversationId"], "/entities").json() == {"entities": []}
+    entities = api.conversation(job["conversationId"], "/entities").json()["entities"]
+    assert [(e["category"], e["type"]) for e in entities] == [("Managed", "date")]
     assert api.conversation(job["conversationId"], "/trackers-detected").json() == []
+    off = api.submit_ok(clip.meeting, params={"detectEntities": "false"})
+    api.wait(off["jobId"])
+    assert api.conversation(off["conversationId"], "/entities").json() == {"entities": []}
+    custom_only = api.submit_ok(
+        clip.meeting, params={"detectEntities": "false", "entities": '[{"customType": "P", "text": "design team"}]'}
+    )
+    api.wait(custom_only["jobId"])
+    entities = api.conversation(custom_only["conversationId"], "/entities").json()["entities"]
+    assert [(e["category"], e["type"]) for e in entities] == [("Custom", "P")]
 
 
 def test_summary_is_404_while_a_job_is_in_progress(spawn, clip):

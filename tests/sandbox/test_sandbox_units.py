@@ -98,7 +98,8 @@ def test_topics_entities_trackers_and_language():
     trackers = t.trackers()
     assert [(tr["name"], [m["value"] for m in tr["matches"]]) for tr in trackers] == [("Perf", ["slow"])]
     assert transcript(lines, languageCode="de-DE").topics() == []
-    assert transcript(lines).entities() == []
+    assert transcript(lines, detectEntities=False).entities() == []
+    assert {e["type"] for e in transcript(lines).entities()} == {"number", "date", "person"}  # managed by default
 
 
 def test_analytics_with_silence():
