@@ -54,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=_env("ENTITY_SHAPE", "current"),
         help="GET .../entities shape: current (type/subType/category/matches) or legacy (flat, 2022 docs)",
     )
+    p.add_argument(
+        "--public-url",
+        default=_env("PUBLIC_URL", None),
+        help="base URL browsers use to reach the sandbox, for Experience API links (default: the request's host)",
+    )
     return p
 
 
@@ -79,6 +84,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         min_job_seconds=args.min_job_seconds,
         data_dir=Path(args.data_dir) if args.data_dir else None,
         entity_shape=args.entity_shape,
+        public_url=args.public_url or None,
     )
 
 

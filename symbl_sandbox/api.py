@@ -698,8 +698,10 @@ async def post_experience(request: web.Request) -> web.Response:
         raise OptionError("The request body must be valid JSON.") from None
     name, options, expires_in = experience.validate_request(body)
     exp = model.create_experience(app_id, conv.id, name, options, expires_in)
-    # built from the request's own scheme and Host, so the link works on whatever host:port was called
-    url = f"{request.scheme}://{request.host}{experience.PAGE_PREFIX}{exp.token}"
+    # built from the request's own scheme and Host, so the link works on whatever host:port was called,
+    # unless --public-url says where browsers reach the sandbox (a container name is no use to them)
+    base = model.config.public_url or f"{request.scheme}://{request.host}"
+    url = f"{base.rstrip('/')}{experience.PAGE_PREFIX}{exp.token}"
     return web.json_response({"name": name, "url": url})
 
 

@@ -45,6 +45,8 @@ class SandboxConfig:
     #: Shape of ``GET .../entities``: "current" (docs.symbl.ai get-detected-entities, Go SDK ``Entity``) or
     #: "legacy" (symbl-docs 2022 entities.md), for testing readers of either.
     entity_shape: str = "current"
+    #: Base of Experience API links (e.g. the host-mapped address in docker-compose); None: the request's host.
+    public_url: str | None = None
 
 
 class SandboxError(Exception):

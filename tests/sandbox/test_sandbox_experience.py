@@ -48,6 +48,18 @@ def test_verbose_text_summary_returns_absolute_url_on_request_host(api, meeting)
     assert resp.json()["url"].startswith(other + "/meeting/")
 
 
+def test_public_url_overrides_the_request_host(spawn, clip):
+    from tests.sandbox.conftest import Api
+
+    api = Api(spawn("--public-url", "http://localhost:18900/"))
+    job = api.submit_ok(clip.one)
+    api.wait(job["jobId"])
+    url = _post(api, job["conversationId"], {"name": "verbose-text-summary"}).json()["url"]
+    assert url.startswith("http://localhost:18900/meeting/")
+    # the page itself is served whatever host it is reached by
+    assert requests.get(api.url + urlsplit(url).path, timeout=10).status_code == 200
+
+
 def test_summary_page_renders_without_auth(api, meeting):
     url = _post(api, meeting, TEXT_BODY).json()["url"]
     page = requests.get(url, timeout=10)  # no Authorization header: a shareable link
