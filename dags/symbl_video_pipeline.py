@@ -1,16 +1,22 @@
 """
-Incremental S3 -> Symbl pipeline: every conversation folder becomes one Symbl conversation.
+### Incremental S3 -> Symbl pipeline: every conversation folder becomes one Symbl conversation
 
-Input layout (part order = S3 key order, so name parts ``part-001.mp4``, ``part-002.mp4`` ...)::
+Input layout (part order = S3 key order, so name parts `part-001.mp4`, `part-002.mp4` ...):
 
     s3://<bucket>/<input_prefix><conversation key>/<part>.mp4
-    s3://<bucket>/<input_prefix><conversation key>/_symbl.json     <- state, written by this DAG
+    s3://<bucket>/<input_prefix><conversation key>/_symbl.json     <- the conversation ledger
 
-Each run discovers conversations with parts not yet in their state file, and for each of them (in
-parallel, limited by the ``symbl`` pool) appends the new parts in key order, waits deferrably for
-their Symbl jobs, and writes insights to ``s3://<bucket>/<output_prefix><conversation key>/``.
-A part whose ETag changed after it was appended is reported, never re-sent. ``max_active_runs=1``
-keeps two runs from interleaving appends to one conversation.
+Each run lists the folders, and maps every conversation whose ledger lacks some of its parts
+(in parallel, limited by the `symbl` pool): **append** sends the new parts in key order, each only
+after the previous part's Symbl job completed (deferred between parts: no worker slot held),
+**wait** defers until the last job is done, **insights** writes one JSON file per insight kind to
+`s3://<bucket>/<output_prefix><conversation key>/`.
+
+The ledger, not this DAG, guarantees each part reaches Symbl once, in key order, with no hole after a
+failed job and one writer at a time, across runs, tasks and deployments. A stopped or blocked
+conversation fails its append task with a message that says what to do (`python -m
+symbl_airflow.ledger show <ledger uri>` prints its state). Params: `on_unconfirmed` settles a part
+whose send was never confirmed (`resend` if Symbl lacks it, `skip` if it has it).
 
 Parsing this file does no network I/O: all S3 and Symbl calls happen inside tasks.
 """
@@ -65,17 +71,18 @@ with DAG(
         ),
     },
     tags=["symbl", "example"],
+    doc_md=__doc__,
 ) as dag:
 
     @task
     def discover(params=None) -> list[dict]:
-        """List conversation folders with parts not yet appended (the only S3 scan of the run)."""
-        import json
+        """List conversation folders and map those with parts their ledger does not hold yet."""
         import logging
 
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-        from symbl_airflow.state import STATE_FILE_NAME
+        from symbl_airflow.ledger import LEDGER_FILE_NAME, Ledger, LedgerError
+        from symbl_airflow.plan import new_parts
 
         log = logging.getLogger("airflow.task")
         bucket, prefix = params["bucket"], params["input_prefix"]
@@ -88,49 +95,63 @@ with DAG(
             if not part or "/" in part:
                 continue
             entry = folders.setdefault(conversation, {})
-            if part == STATE_FILE_NAME or part.lower().endswith(".mp4"):
+            if part == LEDGER_FILE_NAME or part.lower().endswith(".mp4"):
                 entry[part] = meta["ETag"].strip('"')
 
         work = []
         for conversation in sorted(folders):
             entry = folders[conversation]
-            state_key = f"{prefix}{conversation}/{STATE_FILE_NAME}"
-            done: dict[str, str] = {}
-            if STATE_FILE_NAME in entry:
-                state = json.loads(s3.read_key(state_key, bucket_name=bucket))
-                done = {p["uri"]: p["etag"] for p in state.get("parts", [])}
-            parts = sorted(p for p in entry if p != STATE_FILE_NAME)
-            uris = [f"s3://{bucket}/{prefix}{conversation}/{p}" for p in parts]
-            new = [u for u in uris if u not in done]
-            for uri, part in zip(uris, parts, strict=True):
-                if uri in done and done[uri] != entry[part]:
-                    log.warning("%s changed since it was appended; it will not be re-sent", uri)
-            if not new:
-                log.info("%s: nothing new (%d part(s) already in Symbl)", conversation, len(uris))
+            ledger_key = f"{prefix}{conversation}/{LEDGER_FILE_NAME}"
+            ledger_uri = f"s3://{bucket}/{ledger_key}"
+            ledger = Ledger(uri=ledger_uri)
+            if LEDGER_FILE_NAME in entry:
+                try:
+                    ledger = Ledger.parse(ledger_uri, s3.read_key(ledger_key, bucket_name=bucket))
+                except LedgerError as exc:
+                    log.error("%s", exc)  # its append task fails with the same message
+            listing = {
+                f"s3://{bucket}/{prefix}{conversation}/{p}": etag for p, etag in entry.items() if p != LEDGER_FILE_NAME
+            }
+            found = new_parts(ledger, listing)
+            for uri in found["changed"]:
+                log.warning("%s changed since it was appended; it will not be re-sent", uri)
+            for uri in found["late"]:
+                log.warning("%s is late (a later part is already appended); it is not appended", uri)
+            unreported = [uri for uri in found["late"] if uri not in ledger.late]
+            if not found["new"] and not unreported and not found["unconfirmed"]:
+                blocked = f" (blocked: {', '.join(found['blocked'])})" if found["blocked"] else ""
+                log.info("%s: nothing new (%d part(s) in its ledger)%s", conversation, len(ledger.parts), blocked)
                 continue
-            log.info("%s: %d new part(s) of %d", conversation, len(new), len(uris))
+            log.info(
+                "%s: %d new part(s) of %d, %d late", conversation, len(found["new"]), len(listing), len(unreported)
+            )
             work.append(
                 {
-                    "source": uris,
-                    "state_uri": f"s3://{bucket}/{state_key}",
+                    # late ones are reported by append, never sent; unconfirmed ones are settled (or refused) there
+                    "source": sorted(found["new"] + unreported + found["unconfirmed"]),
+                    "ledger_uri": ledger_uri,
                     "output_uri": f"s3://{bucket}/{params['output_prefix']}{conversation}/",
                 }
             )
         return work
 
     @task_group
-    def conversation(source, state_uri, output_uri):
-        """One conversation: append (in key order) -> wait (deferred) -> insights."""
+    def conversation(source, ledger_uri, output_uri):
+        """One conversation: append (key order, each part after the previous job completed) -> wait -> insights."""
         append = SymblAppendVideoOperator(
             task_id="append",
             source=source,
-            state_uri=state_uri,
+            ledger_uri=ledger_uri,
             symbl_conn_id=SYMBL_CONN_ID,
             aws_conn_id=AWS_CONN_ID,
             upload_mode="{{ params.upload_mode }}",
             on_unconfirmed="{{ params.on_unconfirmed }}",
             symbl_options="{{ params.symbl_options }}",
+            deferrable=True,
+            poll_interval=POLL_INTERVAL,
+            timeout=WAIT_TIMEOUT,
             pool=POOL,
+            map_index_template="{{ task.ledger_uri.split('/')[-2] }}",
         )
         wait = SymblJobSensor(
             task_id="wait",
@@ -140,6 +161,7 @@ with DAG(
             poke_interval=POLL_INTERVAL,
             timeout=WAIT_TIMEOUT,
             pool=POOL,
+            map_index_template="{{ task.job_ids.get('ledger_uri', '').split('/')[-2] }}",
         )
         insights = SymblInsightsOperator(
             task_id="insights",
@@ -148,6 +170,7 @@ with DAG(
             symbl_conn_id=SYMBL_CONN_ID,
             aws_conn_id=AWS_CONN_ID,
             outlets=[INSIGHTS_ASSET],
+            map_index_template="{{ task.output_uri.rstrip('/').split('/')[-1] }}",
         )
         append >> wait >> insights
 

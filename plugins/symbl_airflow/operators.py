@@ -269,24 +269,34 @@ class SymblAppendVideoOperator(BaseOperator):
         running: list[str] | None = None,
         waited_for: list[str] | None = None,
     ) -> dict:
-        """Back from a deferral (between parts, or while another writer held the lease): plan again."""
-        _, conversation_id, options = self._validate()
+        """Back from a deferral (between parts, or while another writer held the lease): plan again.
+
+        ``airflow dags test`` hands back the trigger's event but drops these kwargs, so each one can also
+        be recovered: the checked sources by checking again, the writer token from the task state store,
+        the awaited job from the event.
+        """
+        uris, conversation_id, options = self._validate()
+        if checked is None:
+            checked = [s.to_dict() for s in self._inspect_all(uris)]
         running = set(running or ())
         finished = None
-        if waited_for and event:
-            uri, job_id = waited_for
-            running.discard(job_id)
+        if isinstance(event, dict) and "status" in event:
+            job_ids = event.get("job_ids") or []
+            uri, job_id = waited_for or (None, job_ids[0] if len(job_ids) == 1 else None)
             status = event.get("status")
+            if job_id is None:
+                raise AirflowException(f"resumed with an event for unknown jobs: {event!r}")
+            running.discard(job_id)
             if status == "success":
                 finished = (uri, job_id, "completed")
             elif status == "failed" and event.get("failed_job_id", job_id) == job_id:
                 finished = (uri, job_id, "failed")
             else:
                 raise AirflowException(
-                    f"waiting for Symbl job {job_id} ({uri}) before the next part ended with {status}: "
-                    f"{event.get('message')}"
+                    f"waiting for Symbl job {job_id} ({uri or 'previous part'}) before the next part ended with "
+                    f"{status}: {event.get('message')}"
                 )
-        return self._advance(context, checked or [], conversation_id, options, token, running, finished)
+        return self._advance(context, checked, conversation_id, options, token, running, finished)
 
     def _advance(
         self,
@@ -304,14 +314,17 @@ class SymblAppendVideoOperator(BaseOperator):
 
         sources = [P.Source(c["uri"], c["etag"], c["size"]) for c in checked]
         by_uri = {c["uri"]: c for c in checked}
-        writer = L.Writer.from_context(context, token)
+        writer = L.Writer.from_context(context, token or _saved_token(context))
+        _save_token(context, writer)
         store = self._ledger_store(context)
         identity = {"host": self.hook.config.base_url, "app_id": self.hook.config.app_id}
         lease_seconds = float(self.lease_seconds or L.DEFAULT_LEASE_SECONDS)
         running = set(running or ())
         ledger = self._load(store)
         if finished:
-            ledger = store.update(L.job_finished(*finished), ledger=ledger)
+            uri, job_id, status = finished
+            uri = uri or next((p.uri for p in ledger.parts if p.job_id == job_id), None)
+            ledger = store.update(L.job_finished(uri, job_id, status), ledger=ledger)
         try:
             while True:
                 plan = P.plan_appends(
@@ -368,7 +381,11 @@ class SymblAppendVideoOperator(BaseOperator):
                     if updates:
                         ledger = store.update(*updates, ledger=ledger)
                 elif isinstance(action, P.WaitForJob):
-                    ledger = store.update(L.renew(writer, lease_seconds + self.poll_interval * 3), ledger=ledger)
+                    try:  # hold the conversation while its previous job runs: the next send is ours
+                        ledger = store.update(L.acquire(writer, lease_seconds + self.poll_interval * 3), ledger=ledger)
+                    except L.LeaseBusy:
+                        ledger = store.load()
+                        continue
                     status = self._wait_between_parts(context, action, checked, writer, running)
                     running.discard(action.job_id)
                     ledger = store.update(L.job_finished(action.uri, action.job_id, status), ledger=ledger)
@@ -392,7 +409,7 @@ class SymblAppendVideoOperator(BaseOperator):
             if not _is_deferral(exc):
                 self._release_quietly(store, writer)
             raise
-        return self._result(ledger, writer, plan, store.shared, context)
+        return self._result(ledger, writer, plan, store.shared, context, set(by_uri))
 
     def _ledger_store(self, context: Context) -> LedgerStore:
         from symbl_airflow.ledger import S3LedgerStore, TaskStateLedgerStore
@@ -438,8 +455,16 @@ class SymblAppendVideoOperator(BaseOperator):
             store.update(L.withdraw(writer, source.uri), L.release(writer))
             raise
         except _Unconfirmed as exc:
-            ledger = store.load()
-            raise AirflowFailException(f"{exc}. " + _unconfirmed_text(ledger, source.uri, store.uri)) from exc.__cause__
+            cause = exc.__cause__
+            detail = (
+                f" [{getattr(cause, 'method', '')} {getattr(cause, 'endpoint', '')}: no answer after the body was sent]"
+            )
+            message = _unconfirmed_text(store.load(), source.uri, store) + detail
+            if self.on_unconfirmed == "fail":
+                raise AirflowFailException(message) from cause  # a retry could only stop the same way
+            raise AirflowException(
+                f"{message} A retry settles it as on_unconfirmed={self.on_unconfirmed!r}."
+            ) from cause
         ledger = store.update(L.accepted(writer, source.uri, submission.conversation_id, submission.job_id))
         self.log.info(
             "Part %d/%d %s accepted: conversation %s, job %s (%s)",
@@ -491,15 +516,13 @@ class SymblAppendVideoOperator(BaseOperator):
         except Exception:  # the lease then simply expires
             self.log.warning("Could not release the lease on %s; it expires by itself", store.uri, exc_info=True)
 
-    def _result(self, ledger: Ledger, writer: Writer, plan, shared: bool, context: Context) -> dict:
-        mine = [
-            p
-            for p in ledger.parts
-            if p.job_id
-            and tuple(p.sender.get(k) for k in ("dag_id", "run_id", "task_id", "map_index")) == writer.task_key
-        ]
-        listed = set(plan.already) | {s.uri for s in plan.pending} | {p.uri for p in mine}
-        mine = [p for p in mine if p.uri in listed]
+    def _result(self, ledger: Ledger, writer: Writer, plan, shared: bool, context: Context, listed: set) -> dict:
+        def sent_by_this_task(part) -> bool:
+            if not writer.run_id:  # executed outside a task instance: only this execution's sends are its own
+                return part.sender.get("token") == writer.token
+            return tuple(part.sender.get(k) for k in ("dag_id", "run_id", "task_id", "map_index")) == writer.task_key
+
+        mine = [p for p in ledger.parts if p.job_id and p.uri in listed and sent_by_this_task(p)]
         result = {
             "conversation_id": ledger.conversation_id,
             "job_ids": [p.job_id for p in mine],
@@ -507,6 +530,7 @@ class SymblAppendVideoOperator(BaseOperator):
         }
         if shared:
             result.update(
+                ledger_uri=self.ledger_uri,
                 skipped=[uri for uri in plan.already if uri not in result["sources"]],
                 changed=plan.changed,
                 late=plan.late,
@@ -686,19 +710,39 @@ class _Unconfirmed(AirflowException):
     """The whole body may have reached Symbl and no answer came: it may or may not be appended."""
 
 
+#: Where a writer's lease token waits out a deferral (``dags test`` does not return defer kwargs).
+TOKEN_KEY = "symbl_writer_token"
+
+
+def _saved_token(context) -> str | None:
+    store, ti = context.get("task_state_store"), context.get("ti")
+    if store is None or ti is None:
+        return None
+    saved = store.get(TOKEN_KEY)
+    if isinstance(saved, dict) and saved.get("try_number") == getattr(ti, "try_number", None):
+        return saved.get("token")  # same try, back from a deferral; a new try is a new writer
+    return None
+
+
+def _save_token(context, writer) -> None:
+    store, ti = context.get("task_state_store"), context.get("ti")
+    if store is not None and ti is not None:
+        store.set(TOKEN_KEY, {"token": writer.token, "try_number": writer.try_number})
+
+
 def _is_deferral(exc: BaseException) -> bool:
     from airflow.sdk.exceptions import TaskDeferred
 
     return isinstance(exc, TaskDeferred)
 
 
-def _unconfirmed_text(ledger, uri: str, ledger_uri: str) -> str:
+def _unconfirmed_text(ledger, uri: str, store) -> str:
     from symbl_airflow.plan import unconfirmed_message
 
     part = ledger.part(uri)
     if part is None:
-        return ""
-    return unconfirmed_message(ledger, part, HOW_TO_RESOLVE)
+        return f"{uri}: Symbl's answer never arrived."
+    return unconfirmed_message(ledger, part, HOW_TO_RESOLVE, cli=store.shared)
 
 
 class _LeaseKeeper:

@@ -170,9 +170,15 @@ def plan_appends(
         part = unconfirmed[0]
         if part.sender.get("token") == writer.token:
             # Our own send in this very execution failed ambiguously: the executor raises before re-planning.
-            plan.action = Refuse(unconfirmed_message(ledger, part, how_to_resolve))
+            plan.action = Refuse(unconfirmed_message(ledger, part, how_to_resolve, cli=key_order))
             return plan
-        if on_unconfirmed == "resend":
+        if on_unconfirmed == "resend" and part.uri not in positions:
+            plan.action = Refuse(
+                f"on_unconfirmed='resend' cannot resend {part.uri} from this task: it is not one of its sources, "
+                "and the parts after it would then overtake it. Rerun the task that sends it, or settle it in the "
+                f"ledger: {LEDGER_CLI} resolve {ledger.uri} --part {part.uri} --resend | --sent."
+            )
+        elif on_unconfirmed == "resend":
             plan.action = Settle(part.uri, "resend")
         elif on_unconfirmed == "skip":
             if part.seq == 1 and not (ledger.conversation_id or conversation_id):
@@ -185,7 +191,7 @@ def plan_appends(
             else:
                 plan.action = Settle(part.uri, "skip")
         else:
-            plan.action = Refuse(unconfirmed_message(ledger, part, how_to_resolve))
+            plan.action = Refuse(unconfirmed_message(ledger, part, how_to_resolve, cli=key_order))
         return plan
 
     if not plan.pending:
@@ -215,16 +221,18 @@ def plan_appends(
 def new_parts(ledger: Ledger, listing: dict[str, str]) -> dict[str, list[str]]:
     """Classify a folder listing (``{uri: etag}``) for discovery, without any Symbl call.
 
-    Returns ``{"new", "late", "changed", "blocked"}``: ``blocked`` names why nothing can go now
-    (``stopped``/``unconfirmed``), so discovery can still map the conversation and let its task say so.
+    Returns ``{"new", "late", "changed", "unconfirmed", "blocked"}``: ``blocked`` names why nothing can go
+    now (``stopped``/``unconfirmed``), so discovery can still map the conversation and let its task say so.
     """
-    out: dict[str, list[str]] = {"new": [], "late": [], "changed": [], "blocked": []}
+    out: dict[str, list[str]] = {"new": [], "late": [], "changed": [], "unconfirmed": [], "blocked": []}
     last = ledger.last_key
     for uri in sorted(listing):
         part = ledger.part(uri)
         if part is not None:
             if part.etag and listing[uri] and part.etag != listing[uri]:
                 out["changed"].append(uri)
+            elif part.state == SENDING:
+                out["unconfirmed"].append(uri)
         elif not ledger.in_scope(uri):
             continue
         elif uri in ledger.late or (last is not None and uri < last):
@@ -251,7 +259,7 @@ def _order(ledger: Ledger, sources: list[Source], key_order: bool):
     return lambda uri: rank.get(uri, -1)
 
 
-def unconfirmed_message(ledger: Ledger, part, how_to_resolve: str = "") -> str:
+def unconfirmed_message(ledger: Ledger, part, how_to_resolve: str = "", *, cli: bool = True) -> str:
     sender = part.sender or {}
     who = (
         f"{sender.get('dag_id')}/{sender.get('run_id')}/{sender.get('task_id')} try {sender.get('try_number')} "
@@ -263,11 +271,15 @@ def unconfirmed_message(ledger: Ledger, part, how_to_resolve: str = "") -> str:
     how = how_to_resolve or (
         "start a new run with on_unconfirmed='resend' (the video is missing) or on_unconfirmed='skip' (it is there)"
     )
-    return (
+    text = (
         f"{part.uri} was sent to Symbl by {who} but Symbl's answer never arrived, so it may or may not have been "
         f"appended to conversation {conversation}. Nothing more is sent to this conversation until that is "
-        f"settled. Check the conversation's messages in Symbl (GET /v1/conversations/<id>/messages); then {how}; "
-        f"or settle it in the ledger: {LEDGER_CLI} resolve {ledger.uri} --part {part.uri} --resend | --sent "
+        f"settled. Check the conversation's messages in Symbl (GET /v1/conversations/<id>/messages); then {how}"
+    )
+    if not cli:
+        return text + "."
+    return (
+        f"{text}; or settle it in the ledger: {LEDGER_CLI} resolve {ledger.uri} --part {part.uri} --resend | --sent "
         "[--job-id <id>]."
     )
 

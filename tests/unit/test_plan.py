@@ -172,9 +172,16 @@ ROWS = {
     ),
     "unconfirmed + on_unconfirmed=resend from the new run": (
         ledger(part(1, C), part(2, S, job=None)),
-        [src(3)],
+        [src(2), src(3)],
         {"on_unconfirmed": "resend"},
         P.Settle(URI(2), "resend"),
+        {},
+    ),
+    "resend of a part this task does not send: refuse (it would be overtaken)": (
+        ledger(part(1, C), part(2, S, job=None)),
+        [src(3)],
+        {"on_unconfirmed": "resend", "conversation_id": None},
+        P.Refuse,
         {},
     ),
     "unconfirmed + on_unconfirmed=skip": (
@@ -303,9 +310,11 @@ def test_new_parts_for_discovery():
         "new": [URI(4), URI(5)],
         "late": [URI(1)],
         "changed": [URI(3)],
+        "unconfirmed": [],
         "blocked": [],
     }
-    assert P.new_parts(ledger(part(1, S, job=None)), {URI(2): "e2"})["blocked"] == ["unconfirmed"]
+    found = P.new_parts(ledger(part(1, S, job=None)), {URI(1): "e1", URI(2): "e2"})
+    assert found["blocked"] == ["unconfirmed"] and found["unconfirmed"] == [URI(1)] and found["new"] == [URI(2)]
 
 
 # ------------------------------------------------------------------ ledger mutations (the other half of the story)
