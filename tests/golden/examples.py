@@ -8,7 +8,8 @@ differ and why. ``request`` says how the test gets a comparable response from th
   conversation to append to), ``{doomedId}`` (one to delete), ``{jobId}`` (a job of the rich one);
 * ``body``: ``"mp4"`` (a captioned MP4), ``"audio"`` (bytes sent as audio/wav), ``"url"`` (JSON with a
   loopback media URL), ``"token"`` (the app credentials) or a JSON object;
-* ``server``: ``"legacy"`` for the sandbox started with ``--entity-shape legacy``.
+* ``server``: ``"legacy"`` for the sandbox started with ``--entity-shape legacy``;
+* ``auth``: a token to send instead of a valid one (for the documented 401 body).
 
 Sources (abbreviated below):
   [D]  symblai/symbl-docs, docs/<path>.md (published at docs.symbl.ai/docs/<slug>)
@@ -555,6 +556,27 @@ EXPERIENCE = Golden(
     rules=Rules(exact={"name"}),
 )
 
+UNAUTHORIZED = Golden(
+    route=("GET", "/v1/conversations/{conversationId}/messages"),
+    name="401 without a valid token",
+    source="[D] developer-tools/errors.md: the documented 401 body for an incorrect auth token",
+    example={"message": "Token validation failed for provided token."},
+    request={"method": "GET", "path": "/v1/conversations/{conversationId}/messages", "auth": "bogus"},
+    status=401,
+    rules=Rules(exact={"message"}),
+)
+
+DELETE_UNKNOWN = Golden(
+    route=("DELETE", "/v1/conversations/{conversationId}"),
+    name="DELETE unknown conversation",
+    source="[D] conversation-api/api-reference/delete.md (body for an invalid id; the page states no status "
+    "code, the sandbox answers 404)",
+    example={"message": "The conversationId is either invalid or does not exist."},
+    request={"method": "DELETE", "path": "/v1/conversations/1234567890123456"},
+    status=404,
+    rules=Rules(exact={"message"}),
+)
+
 GOLDEN: list[Golden] = [
     TOKEN,
     *ASYNC,
@@ -562,6 +584,8 @@ GOLDEN: list[Golden] = [
     LIST_CONVERSATIONS,
     CONVERSATION,
     DELETE,
+    DELETE_UNKNOWN,
+    UNAUTHORIZED,
     MESSAGES,
     TOPICS_PARENTS,
     TOPICS_SENTIMENT,

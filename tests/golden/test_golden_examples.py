@@ -47,7 +47,7 @@ def _call(golden: Golden, ctx) -> requests.Response:
         conversationId=ctx.conversation_id, appendId=ctx.append_id, doomedId=ctx.doomed_id, jobId=ctx.job_id
     )
     kwargs: dict = {"params": req.get("params"), "timeout": 30}
-    headers = dict(ctx.auth)
+    headers = {"Authorization": f"Bearer {req['auth']}"} if "auth" in req else dict(ctx.auth)
     body = req.get("body")
     if body == "token":
         headers = {}
