@@ -1,8 +1,10 @@
 """A local stand-in for the Symbl.ai API (like moto for AWS): ``python -m symbl_sandbox``.
 
-``model`` holds state (accounts, tokens, conversations, jobs), ``insights`` the transcript rules, ``media``
-the streamed intake and caption reading, ``api`` the aiohttp routes, ``faults`` the ledger and fault
-injection, ``samples`` small real MP4s for tests and demos.
+``model`` holds state (accounts, tokens, conversations, jobs, summary links), ``insights`` the transcript
+rules, ``conversation_list`` the ``GET /v1/conversations`` query, ``experience`` the Experience API's
+request checks and summary page, ``media`` the streamed intake and caption reading, ``api`` the aiohttp
+routes, ``faults`` the ledger and fault injection, ``samples`` small real MP4s for tests and demos.
+``README.md`` here names the reference page behind each endpoint.
 """
 
 from __future__ import annotations
