@@ -12,7 +12,7 @@ import requests
 from aiohttp import web
 
 from scripts.local_stack import SandboxServer, start_sandbox
-from tests.sandbox.conftest import LoopbackServer
+from tests.sandbox.conftest import LoopbackServer, loopback, webhook  # noqa: F401 (fixtures, re-exported)
 
 CUES = [
     ("Alice", "Can we review the pricing page today?"),

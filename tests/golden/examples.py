@@ -603,6 +603,18 @@ GOLDEN: list[Golden] = [
     EXPERIENCE,
 ]
 
+#: What the sandbox sends (not a route): the job-status webhook body.
+WEBHOOK = Golden(
+    route=("POST", "<webhookUrl>"),
+    name="webhook body",
+    source="[D] async pages 'Using Webhook' table: {jobId, status}; the payloads actually received in [D] "
+    "post-audio.md (2022-04 revision) and the Symbl blog on webhooks use 'id': the reference disagrees with "
+    "itself and the sandbox sends both",
+    example={"jobId": JOB_ID, "status": "in_progress"},
+    request={},
+    rules=Rules(extra={"id"}, values={"status": JOB_STATUSES}, formats={"id": {"uuid"}}),
+)
+
 #: Sandbox routes that are not part of Symbl's API, or not JSON: the reason is the exemption.
 EXEMPT: dict[tuple[str, str], str] = {
     ("GET", "/meeting/{token}"): "the HTML summary page an Experience API URL points to (Symbl hosts it on "

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from symbl_sandbox import SandboxConfig, create_app
-from tests.golden.examples import EXEMPT, GOLDEN, Golden
+from tests.golden.examples import EXEMPT, GOLDEN, WEBHOOK, Golden
 from tests.golden.structure import Rules, check, compare
 
 pytestmark = pytest.mark.integration
@@ -73,6 +73,26 @@ def test_sandbox_response_matches_the_reference_example(golden: Golden, contexts
     assert not errors, f"{golden.id} differs from {golden.source}:\n  " + "\n  ".join(errors)
 
 
+def test_webhook_bodies_match_the_reference(contexts, webhook):
+    ctx = contexts["current"]
+    resp = requests.post(
+        ctx.server.url + "/v1/process/video",
+        params={"webhookUrl": webhook.url},
+        data=ctx.mp4,
+        headers={**ctx.auth, "Content-Type": "video/mp4"},
+        timeout=30,
+    )
+    assert resp.status_code == 201, resp.text
+    job_id = resp.json()["jobId"]
+    webhook.wait_for(job_id, "completed")
+    bodies = [body for _, body in webhook.calls if body.get("jobId") == job_id]
+    assert [b["status"] for b in bodies] == ["scheduled", "in_progress", "completed"]
+    for body in bodies:
+        assert body["id"] == job_id
+        errors = compare(WEBHOOK.example, body, WEBHOOK.rules)
+        assert not errors, f"webhook body differs from {WEBHOOK.source}: {errors}"
+
+
 # ------------------------------------------------------------------ the comparison can fail
 def _first_dict(node):
     """The first dict inside ``node`` that has a string or number value (depth first)."""
@@ -88,7 +108,7 @@ def _first_dict(node):
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("golden", GOLDEN, ids=[g.id for g in GOLDEN])
+@pytest.mark.parametrize("golden", [*GOLDEN, WEBHOOK], ids=[g.id for g in [*GOLDEN, WEBHOOK]])
 def test_each_example_rejects_a_renamed_key_and_a_changed_type(golden: Golden):
     assert compare(golden.example, copy.deepcopy(golden.example), golden.rules) == []
     renamed = copy.deepcopy(golden.example)
