@@ -1,15 +1,13 @@
-"""Unit tests for the S3 source checks, progress logging and the incremental state format."""
+"""Unit tests for the S3 source checks and progress logging (the ledger format: test_plan.py)."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
 import pytest
 
 from symbl_airflow.sources import ProgressLogger, VideoSourceError, is_mp4_header, parse_s3_uri
-from symbl_airflow.state import ConversationState, record_part
 
 pytestmark = pytest.mark.unit
 
@@ -59,16 +57,6 @@ def test_progress_logs_on_time_when_slow():
         now[0] += 1
         progress(sent)
     assert len(log.lines) == 9  # one line per 5 s
-
-
-def test_state_round_trip_keeps_part_order():
-    state = ConversationState(uri="s3://b/videos/c/_symbl.json")
-    for i, name in enumerate(["part-002.mp4", "part-001.mp4"]):
-        record_part(state, f"s3://b/videos/c/{name}", etag=f"e{i}", size=10, job_id=f"j{i}", conversation_id="42")
-    data = json.loads(state.to_json())
-    assert data["conversation_id"] == "42"
-    assert [p["uri"].rsplit("/", 1)[-1] for p in data["parts"]] == ["part-002.mp4", "part-001.mp4"]
-    assert [p["seq"] for p in data["parts"]] == [1, 2]
 
 
 def test_importing_the_package_is_cheap():
