@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, conf
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 
+from symbl_airflow.errors import SymblJobIdsError
 from symbl_airflow.links import SymblConversationLink, store_conversation_url
 from symbl_airflow.templating import parse_rendered
-from symbl_airflow.triggers import SymblJobTrigger, normalize_job_ids
+from symbl_airflow.triggers import SymblJobTrigger, error_for_event, job_failed_error, normalize_job_ids
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -30,30 +31,48 @@ _JOB_IDS_HELP = (
 )
 
 
-def resolve_job_ids(job_ids: Any, conversation_id: str | None = None) -> tuple[list[str], str | None]:
-    """Turn what users pass as ``job_ids`` into ``(job ids, conversation id)``; ValueError when unusable.
-
-    A conversation id given explicitly wins over the ones found in the append operator's dicts.
-    """
+def _items(job_ids: Any) -> Sequence[Any]:
+    """``job_ids`` as a list of ids and/or append-result dicts (a rendered string is parsed first)."""
     if isinstance(job_ids, str) and job_ids.strip()[:1] in ("[", "{"):
         # A Jinja-rendered XCom (e.g. "{{ ti.xcom_pull('append') }}") arrives as the repr of a dict/list.
         parsed = parse_rendered(job_ids)
         if isinstance(parsed, str):
-            raise ValueError(
+            raise SymblJobIdsError(
                 f"job_ids {_preview(job_ids)} looks like a list or dict but cannot be parsed; {_JOB_IDS_HELP}"
             )
         job_ids = parsed
-
-    found_conversations: list[str] = []
     items = [job_ids] if isinstance(job_ids, (str, Mapping)) else job_ids
     if not isinstance(items, Sequence) or isinstance(items, (bytes, bytearray)):
-        raise ValueError(f"job_ids has an unsupported type {type(job_ids).__name__}; {_JOB_IDS_HELP}")
+        raise SymblJobIdsError(f"job_ids has an unsupported type {type(job_ids).__name__}; {_JOB_IDS_HELP}")
+    return items
+
+
+def job_sources(job_ids: Any) -> dict[str, str]:
+    """Job id -> S3 video, from append results whose ``sources`` are aligned with their ``job_ids``."""
+    found: dict[str, str] = {}
+    for item in _items(job_ids):
+        if isinstance(item, Mapping):
+            ids, sources = item.get("job_ids"), item.get("sources")
+            if isinstance(ids, Sequence) and isinstance(sources, Sequence) and len(ids) == len(sources):
+                found.update({str(j): str(s) for j, s in zip(ids, sources, strict=True) if j and s})
+    return found
+
+
+def resolve_job_ids(job_ids: Any, conversation_id: str | None = None) -> tuple[list[str], str | None]:
+    """Turn what users pass as ``job_ids`` into ``(job ids, conversation id)``.
+
+    Raises :class:`~symbl_airflow.errors.SymblJobIdsError` (a ``ValueError`` that fails the task
+    without retries) when unusable. A conversation id given explicitly wins over the ones found in
+    the append operator's dicts.
+    """
+    found_conversations: list[str] = []
+    items = _items(job_ids)
     ids: list[Any] = []
     for item in items:
         if isinstance(item, Mapping):
             value = item.get("job_ids", item.get("job_id"))
             if value is None:
-                raise ValueError(
+                raise SymblJobIdsError(
                     f"job_ids got a dict without a 'job_ids' key (keys: {sorted(map(str, item))}); {_JOB_IDS_HELP}"
                 )
             ids.extend([value] if isinstance(value, str) else list(value) if isinstance(value, Sequence) else [value])
@@ -68,7 +87,7 @@ def resolve_job_ids(job_ids: Any, conversation_id: str | None = None) -> tuple[l
     try:
         normalized = normalize_job_ids(ids)
     except ValueError as exc:
-        raise ValueError(f"job_ids {_preview(job_ids)} is not usable ({exc}); {_JOB_IDS_HELP}") from None
+        raise SymblJobIdsError(f"job_ids {_preview(job_ids)} is not usable ({exc}); {_JOB_IDS_HELP}") from None
     if not conversation_id and found_conversations:
         conversation_id = ", ".join(found_conversations)
     return normalized, conversation_id or None
@@ -115,6 +134,7 @@ class SymblJobSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self.conversation_id = conversation_id
         self._resolved: tuple[list[str], str | None] | None = None
+        self._sources: dict[str, str] | None = None
         self._completed: set[str] = set()
 
     @cached_property
@@ -128,6 +148,11 @@ class SymblJobSensor(BaseSensorOperator):
             self._resolved = resolve_job_ids(self.job_ids, self.conversation_id)
         return self._resolved
 
+    def _source_of(self, job_id: str) -> str | None:
+        if self._sources is None:
+            self._sources = job_sources(self.job_ids)
+        return self._sources.get(job_id)
+
     def _where(self, conversation_id: str | None) -> str:
         return f" (conversation_id={conversation_id})" if conversation_id else ""
 
@@ -137,7 +162,7 @@ class SymblJobSensor(BaseSensorOperator):
         for job_id in pending:
             job = self.hook.get_job(job_id)
             if job.is_failed:
-                raise AirflowException(f"Symbl job {job_id} failed{self._where(conversation_id)}")
+                raise job_failed_error(job_id, conversation_id, self._source_of(job_id))
             if job.is_completed:
                 self._completed.add(job_id)
             else:
@@ -172,19 +197,14 @@ class SymblJobSensor(BaseSensorOperator):
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> list[str]:
         if not isinstance(event, dict) or not event.get("status"):
             raise AirflowException(f"SymblJobTrigger sent an invalid event: {_preview(event)}")
+        own_ids, own_conversation = self._resolve()
+        event = {"job_ids": own_ids, "conversation_id": own_conversation, **{k: v for k, v in event.items() if v}}
         status = event["status"]
-        job_ids = event.get("job_ids") or self._resolve()[0]
-        conversation_id = event.get("conversation_id") or self._resolve()[1]
-        message = event.get("message") or ""
-        where = self._where(conversation_id)
         if status == "success":
-            self.log.info("%s", message or "All Symbl jobs completed")
-            return list(job_ids)
-        if status == "failed":
-            failed = event.get("failed_job_id") or ", ".join(job_ids)
-            raise AirflowException(f"Symbl job {failed} failed{where}: {message}")
+            self.log.info("%s", event.get("message") or "All Symbl jobs completed")
+            return list(event["job_ids"])
         if status == "timeout":
-            raise AirflowSensorTimeout(
-                f"Symbl job(s) {', '.join(job_ids)}{where} did not finish within {self.timeout} s: {message}"
-            )
-        raise AirflowException(f"Waiting for Symbl job(s) {', '.join(job_ids)}{where} ended with {status}: {message}")
+            raise AirflowSensorTimeout(f"{event.get('message')} (sensor timeout: {self.timeout:g} s)")
+        failed = event.get("failed_job_id")
+        source = self._source_of(failed) if failed else None
+        raise error_for_event(event, {failed: source} if source else None)

@@ -6,7 +6,9 @@ wait, reuses the process-wide token cache of :class:`~symbl_airflow.hooks.SymblA
 
 Event (exactly one): ``{"status": "success" | "failed" | "timeout" | "error", "message": str,
 "job_ids": [...], "conversation_id": str | None, "statuses": {job_id: status}}`` plus
-``"failed_job_id"`` when ``status == "failed"``.
+``"failed_job_id"`` when ``status == "failed"`` and ``"fatal": bool`` when ``status == "error"``
+(``True`` when no retry can help: wrong credentials, an unknown job). The message is complete: the
+task raises it as is (:func:`error_for_event`), it is not wrapped again.
 """
 
 from __future__ import annotations
@@ -17,11 +19,14 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from symbl_airflow.errors import (
     SymblConnectionError,
     SymblError,
+    SymblJobFailedError,
+    SymblJobIdsError,
     SymblNotFoundError,
     SymblRateLimitError,
     SymblServerError,
@@ -39,23 +44,23 @@ MAX_BACKOFF_SECONDS = 300.0
 
 
 def normalize_job_ids(job_ids: str | Iterable[str]) -> list[str]:
-    """One job id or several -> a list, order kept, duplicates dropped; ValueError when unusable."""
+    """One job id or several -> a list, order kept, duplicates dropped; ``SymblJobIdsError`` when unusable."""
     values = [job_ids] if isinstance(job_ids, str) else job_ids
     try:
         items = list(values)
     except TypeError:
-        raise ValueError(
+        raise SymblJobIdsError(
             f"job_ids must be a Symbl job id (str) or a list of job ids, got {type(job_ids).__name__}"
         ) from None
     result: list[str] = []
     for item in items:
         if not isinstance(item, str) or not item.strip():
-            raise ValueError(f"job_ids must contain non-empty strings only, got {str(item)[:100]!r}")
+            raise SymblJobIdsError(f"job_ids must contain non-empty strings only, got {str(item)[:100]!r}")
         item = item.strip()
         if item not in result:
             result.append(item)
     if not result:
-        raise ValueError("job_ids is empty: pass at least one Symbl job id")
+        raise SymblJobIdsError("job_ids is empty: pass at least one Symbl job id")
     return result
 
 
@@ -110,7 +115,7 @@ class SymblJobTrigger(BaseTrigger):
         try:
             event = await self._wait()
         except Exception as exc:  # CancelledError is a BaseException and propagates
-            event = self._event("error", f"Waiting for {self._describe_jobs()} failed: {exc}", {})
+            event = self._error(f"Waiting for {self._describe_jobs()} failed: {_reason(exc)}", {}, exc)
         yield TriggerEvent(event)
 
     # ------------------------------------------------------------------ internals
@@ -132,14 +137,19 @@ class SymblJobTrigger(BaseTrigger):
                     if isinstance(result, SymblJob):
                         self._record(statuses, job_id, result.status)
                     elif isinstance(result, SymblNotFoundError):
-                        return self._event(
-                            "error", f"Symbl job {job_id} was not found{self._in_conversation()}: {result}", statuses
+                        return self._error(
+                            f"Symbl job {job_id} was not found{self._in_conversation()} ({_reason(result)}): "
+                            "check the job id (it comes from the submission's jobId)",
+                            statuses,
+                            result,
                         )
                     elif isinstance(result, TRANSIENT_ERRORS):
                         transient.append(result)
                     else:
-                        return self._event(
-                            "error", f"Polling Symbl job {job_id}{self._in_conversation()} failed: {result}", statuses
+                        return self._error(
+                            f"Polling Symbl job {job_id}{self._in_conversation()} failed: {_reason(result)}",
+                            statuses,
+                            result,
                         )
                 for job_id in self.job_ids:
                     if statuses.get(job_id) == "failed":
@@ -157,10 +167,9 @@ class SymblJobTrigger(BaseTrigger):
                 if transient:
                     failed_polls += 1
                     if failed_polls >= self.max_attempts:
-                        return self._event(
-                            "error",
+                        return self._error(
                             f"Polling {self._describe_jobs()} failed {failed_polls} time(s) in a row; "
-                            f"last error: {transient[-1]}",
+                            f"last error: {_reason(transient[-1])}",
                             statuses,
                         )
                     delay = self._backoff(failed_polls, transient)
@@ -226,6 +235,10 @@ class SymblJobTrigger(BaseTrigger):
     def _describe_jobs(self) -> str:
         return f"Symbl job(s) {', '.join(self.job_ids)}{self._in_conversation()}"
 
+    def _error(self, message: str, statuses: dict[str, str], exc: BaseException | None = None) -> dict[str, Any]:
+        fatal = isinstance(exc, (AirflowFailException, SymblNotFoundError))
+        return {**self._event("error", message, statuses), "fatal": fatal}
+
     def _event(self, status: str, message: str, statuses: dict[str, str]) -> dict[str, Any]:
         return {
             "status": status,
@@ -234,3 +247,36 @@ class SymblJobTrigger(BaseTrigger):
             "conversation_id": self.conversation_id,
             "statuses": {job_id: statuses[job_id] for job_id in self.job_ids if job_id in statuses},
         }
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong, without the call details a message around it already gives."""
+    if isinstance(exc, SymblError) and (exc.method or exc.endpoint):
+        outcome = f"HTTP {exc.status}" if exc.status is not None else "no response"
+        return f"{exc.method} {exc.endpoint}: {outcome}: {exc.message}" if exc.message else outcome
+    return str(exc) or type(exc).__name__
+
+
+def job_failed_error(job_id: str, conversation_id: str | None = None, source: str | None = None) -> SymblJobFailedError:
+    """A failed Symbl job, naming the video it came from when known: a retry cannot change it."""
+    video = f" (video {source})" if source else ""
+    return SymblJobFailedError(
+        f"Symbl job {job_id} failed{video}: Symbl could not process this media, and sending it again "
+        "would fail the same way; check that the file plays and has a speech track",
+        job_id=job_id,
+        conversation_id=conversation_id,
+    )
+
+
+def error_for_event(event: dict[str, Any], sources: dict[str, str] | None = None) -> AirflowException:
+    """The exception a task raises for a non-success event of :class:`SymblJobTrigger`.
+
+    The trigger's message is used as is (never wrapped again). A failed job and a fatal error are
+    ``AirflowFailException`` s; an error that may clear up (Symbl unreachable) stays retryable.
+    """
+    status = event.get("status")
+    if status == "failed":
+        job_id = str(event.get("failed_job_id") or ", ".join(event.get("job_ids") or []))
+        return job_failed_error(job_id, event.get("conversation_id"), (sources or {}).get(job_id))
+    message = str(event.get("message") or f"waiting for Symbl jobs ended with {status!r}")
+    return AirflowFailException(message) if event.get("fatal") else AirflowException(message)

@@ -99,7 +99,7 @@ def test_deferrable_execute_returns_at_once_when_done(clean_sandbox, submit, mon
 
 
 # ---------------------------------------------------------------------------------------------- dag.test()
-def _dag(name: str, submit_video):
+def _dag(name: str, submit_video, **sensor_kwargs):
     from airflow.sdk import DAG, task
 
     key = f"{name}_{uuid.uuid4().hex[:8]}"
@@ -126,7 +126,9 @@ def _dag(name: str, submit_video):
             RESULTS[key] = job_ids
 
         appended = append()
-        waited = SymblJobSensor(task_id="wait", job_ids=appended, deferrable=True, poke_interval=0.2, timeout=60)
+        waited = SymblJobSensor(
+            task_id="wait", job_ids=appended, deferrable=True, poke_interval=0.2, timeout=60, **sensor_kwargs
+        )
         appended >> waited >> downstream(waited.output)
     return dag, key
 
@@ -176,4 +178,39 @@ def test_dag_fails_when_job_fails(clean_sandbox, submit_video, run_dag, capsys, 
     out = capsys.readouterr()
     logs = out.out + out.err + caplog.text
     assert "running trigger in line" in logs  # failed while deferred: the trigger's "failed" event
-    assert f"Symbl job {failed_job} failed" in logs
+    assert f"Symbl job {failed_job} failed (video s3://bucket/b.mp4)" in logs  # names the S3 video
+    assert "AirflowFailException" in logs or "SymblJobFailedError" in logs
+    assert "ended with" not in logs  # the trigger's message, not wrapped again
+
+
+@pytest.fixture
+def db_connection(clean_sandbox):
+    """The sandbox's connection stored in the metadata DB only (no AIRFLOW_CONN_* variable)."""
+    from airflow.models import Connection
+    from airflow.utils.session import create_session
+
+    conn_id = f"symbl_db_{uuid.uuid4().hex[:8]}"
+    conn = Connection(
+        conn_id=conn_id,
+        conn_type="symbl",
+        host=clean_sandbox.url,
+        login=clean_sandbox.app_id,
+        password=clean_sandbox.app_secret,
+    )
+    with create_session() as session:
+        session.add(conn)
+    yield conn_id
+    with create_session() as session:
+        session.query(Connection).filter(Connection.conn_id == conn_id).delete()
+
+
+def test_dag_test_with_a_metadata_db_connection(clean_sandbox, submit_video, db_connection, run_dag, capsys, caplog):
+    """``airflow dags test`` runs the trigger in-process: its async lookup must find a DB connection."""
+    dag, key = _dag("dbconn", submit_video, symbl_conn_id=db_connection)
+    dr = run_dag(dag)
+    out = capsys.readouterr()
+    logs = out.out + out.err + caplog.text
+    assert "running trigger in line" in logs
+    assert "isn't defined" not in logs
+    assert _states(dr) == {"append": "success", "wait": "success", "downstream": "success"}
+    assert RESULTS[key] == [e["jobId"] for e in clean_sandbox.ledger()]

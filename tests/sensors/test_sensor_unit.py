@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 
-from symbl_airflow.sensors import SymblJobSensor, resolve_job_ids
+from symbl_airflow.errors import SymblJobFailedError
+from symbl_airflow.sensors import SymblJobSensor, job_sources, resolve_job_ids
 
 pytestmark = pytest.mark.unit
 
@@ -53,6 +54,24 @@ def test_bad_job_ids_raise_in_execute_not_init(job_ids):
     with pytest.raises(ValueError, match="job_ids") as exc:
         sensor.execute({})
     assert "SymblAppendVideoOperator" in str(exc.value)  # says what to pass
+    assert isinstance(exc.value, AirflowFailException)  # no retry can fix the DAG's value
+
+
+@pytest.mark.parametrize(
+    ("job_ids", "expected"),
+    [
+        (XCOM, {"j1": "s3://b/1.mp4", "j2": "s3://b/2.mp4"}),
+        (
+            [XCOM, {"job_ids": ["j3"], "sources": ["s3://b/3.mp4"]}],
+            {"j1": "s3://b/1.mp4", "j2": "s3://b/2.mp4", "j3": "s3://b/3.mp4"},
+        ),
+        ({"job_ids": ["j1", "j2"], "sources": ["s3://b/1.mp4"]}, {}),  # not aligned: nothing guessed
+        (repr(XCOM), {"j1": "s3://b/1.mp4", "j2": "s3://b/2.mp4"}),
+        (["j1", "j2"], {}),
+    ],
+)
+def test_job_sources(job_ids, expected):
+    assert job_sources(job_ids) == expected
 
 
 def test_defaults():
@@ -96,24 +115,30 @@ def test_execute_complete_success_returns_job_ids():
     assert _sensor().execute_complete({}, _event("success")) == ["j1", "j2"]
 
 
-def test_execute_complete_failed_names_job_and_conversation():
-    with pytest.raises(AirflowException, match="Symbl job j2 failed") as exc:
+def test_execute_complete_failed_names_job_video_and_conversation_and_fails_without_retry():
+    with pytest.raises(SymblJobFailedError, match=r"Symbl job j2 failed \(video s3://b/2.mp4\)") as exc:
         _sensor().execute_complete({}, _event("failed", failed_job_id="j2"))
+    assert isinstance(exc.value, AirflowFailException)
     assert "c1" in str(exc.value)
     assert not isinstance(exc.value, AirflowSensorTimeout)
 
 
 def test_execute_complete_timeout_is_a_sensor_timeout():
+    message = "Symbl job(s) of conversation c1 not finished before the deadline: j1 (in_progress), j2 (scheduled)"
     with pytest.raises(AirflowSensorTimeout) as exc:
-        _sensor().execute_complete({}, _event("timeout"))
-    text = str(exc.value)
-    assert "j1" in text and "j2" in text and "c1" in text and "120" in text
+        _sensor().execute_complete({}, _event("timeout", message=message))
+    assert str(exc.value) == f"{message} (sensor timeout: 120 s)"
 
 
-def test_execute_complete_error():
-    with pytest.raises(AirflowException, match="ended with error: msg-error") as exc:
-        _sensor().execute_complete({}, _event("error"))
-    assert "j1, j2" in str(exc.value) and "c1" in str(exc.value)
+@pytest.mark.parametrize(("fatal", "cls"), [(False, AirflowException), (True, AirflowFailException)])
+def test_execute_complete_error_message_is_not_wrapped_again(fatal, cls):
+    message = (
+        "Polling Symbl job(s) j1, j2 of conversation c1 failed 5 time(s) in a row; last error: GET /v1/job/j1: HTTP 503"
+    )
+    with pytest.raises(AirflowException) as exc:
+        _sensor().execute_complete({}, _event("error", message=message, fatal=fatal))
+    assert type(exc.value) is cls
+    assert str(exc.value) == message
     assert not isinstance(exc.value, AirflowSensorTimeout)
 
 
@@ -125,7 +150,7 @@ def test_execute_complete_rejects_invalid_events(event):
 
 def test_execute_complete_falls_back_to_own_ids():
     event = {"status": "failed", "message": "m"}
-    with pytest.raises(AirflowException) as exc:
+    with pytest.raises(SymblJobFailedError) as exc:
         _sensor().execute_complete({}, event)
     assert "j1, j2" in str(exc.value) and "c1" in str(exc.value)
 

@@ -7,6 +7,7 @@ import json
 import time
 
 import pytest
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.sdk.module_loading import import_string
 from airflow.triggers.base import TriggerEvent
 
@@ -14,6 +15,8 @@ from symbl_airflow import hooks, triggers
 from symbl_airflow.errors import (
     SymblAuthError,
     SymblConnectionError,
+    SymblJobFailedError,
+    SymblJobIdsError,
     SymblNotFoundError,
     SymblRateLimitError,
     SymblServerError,
@@ -183,7 +186,48 @@ async def test_non_transient_error_is_an_error_at_once(hook, sleeps):
     (event,) = await events(SymblJobTrigger(job_ids="a", poll_interval=1))
     assert event.payload["status"] == "error"
     assert "HTTP 401" in event.payload["message"]
+    assert event.payload["fatal"] is True  # the task fails without retries
+    assert event.payload["message"].count("failed") == 1  # wrapped once
     assert sleeps == []
+
+
+async def test_unknown_job_is_fatal_and_transient_exhaustion_is_not(hook, sleeps):
+    hook.script = {"a": [SymblNotFoundError("no such job", status=404, method="GET", endpoint="/v1/job/a")]}
+    (event,) = await events(SymblJobTrigger(job_ids="a", poll_interval=1))
+    assert event.payload["status"] == "error" and event.payload["fatal"] is True
+    hook.script = {"b": [server_error()]}
+    (event,) = await events(SymblJobTrigger(job_ids="b", poll_interval=1, max_attempts=2))
+    assert event.payload["status"] == "error" and event.payload["fatal"] is False
+
+
+@pytest.mark.parametrize(
+    ("event", "cls", "text"),
+    [
+        (
+            {"status": "failed", "failed_job_id": "j2", "job_ids": ["j1", "j2"], "conversation_id": "c1"},
+            SymblJobFailedError,
+            "Symbl job j2 failed (video s3://b/2.mp4)",
+        ),
+        (
+            {"status": "error", "message": "Polling Symbl job j1 failed: HTTP 503", "fatal": False},
+            AirflowException,
+            None,
+        ),
+        ({"status": "error", "message": "Symbl job j1 was not found", "fatal": True}, AirflowFailException, None),
+    ],
+)
+def test_error_for_event(event, cls, text):
+    exc = triggers.error_for_event(event, {"j2": "s3://b/2.mp4"})
+    assert type(exc) is cls
+    assert str(exc).startswith(text or event["message"])
+    assert isinstance(exc, AirflowFailException) is (cls is not AirflowException)
+
+
+@pytest.mark.parametrize("bad", ["", [], [""], [3]])
+def test_bad_job_ids_fail_without_retry(bad):
+    with pytest.raises(SymblJobIdsError) as exc:
+        SymblJobTrigger(job_ids=bad)
+    assert isinstance(exc.value, ValueError) and isinstance(exc.value, AirflowFailException)
 
 
 async def test_consecutive_transient_failures_end_in_error(hook, sleeps):
