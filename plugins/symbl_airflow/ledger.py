@@ -365,8 +365,10 @@ def renew(writer: Writer, seconds: float, now: Callable[[], float] = time.time) 
 
 
 def release(writer: Writer) -> Callable[[Ledger], None]:
+    """Give the lease back; a dead predecessor's (an earlier try of this task instance) goes too."""
+
     def apply(ledger: Ledger) -> None:
-        if ledger.lease and ledger.lease.held_by(writer):
+        if ledger.lease and (ledger.lease.held_by(writer) or ledger.lease.inherited_by(writer)):
             ledger.lease = None
 
     return apply

@@ -37,7 +37,7 @@ ON_BUSY = ("wait", "fail")
 DEFER_METHOD_NAME = "execute_complete"
 RESUME_METHOD_NAME = "resume_append"
 #: Longest single deferral while another writer holds the conversation (then the ledger is re-read).
-LEASE_RECHECK_SECONDS = 60.0
+LEASE_RECHECK_SECONDS = 30.0
 HOW_TO_RESOLVE = (
     "rerun with on_unconfirmed='resend' if the video is missing in Symbl, or on_unconfirmed='skip' if it is "
     "there (where the DAG takes it from params, as symbl_video_pipeline does, trigger a new run with conf "
@@ -502,7 +502,7 @@ class SymblAppendVideoOperator(BaseOperator):
         mutations = []
         if new_late and store.shared:
             mutations.append(L.record_late(new_late))
-        if ledger.lease and ledger.lease.held_by(writer):
+        if ledger.lease and (ledger.lease.held_by(writer) or ledger.lease.inherited_by(writer)):
             mutations.append(L.release(writer))
         if mutations:
             ledger = store.update(*mutations, ledger=ledger)

@@ -40,36 +40,23 @@ def _assert_success(cluster, scenario, run_id: str, test: str) -> None:
         assert index and index.get("conversation_id"), f"no insights index for {key}: {index}"
 
 
-def _recover_unconfirmed(cluster, scenario, run_id: str, key: str) -> str:
-    """The operator's procedure after an 'unconfirmed' failure, done through the REST API.
+def _recover_unconfirmed(cluster, scenario, run_id: str, key: str) -> tuple[str, str]:
+    """What an operator does after an 'unconfirmed' failure, following the message: a NEW run.
 
-    Look each unconfirmed part up in Symbl (here the sandbox ledger): if Symbl has it, record its job id
-    in the task state; if not, drop the intent so it is sent again. Then clear the task. Returns what
-    was found ("accepted" / "absent").
+    Look the unconfirmed part (``sending`` in the conversation ledger) up in Symbl (here the sandbox's
+    ledger of accepted submissions), then trigger a new run with ``on_unconfirmed="skip"`` if Symbl has
+    it, ``"resend"`` if not. Returns (what was found, the new run id) once that run ended.
     """
-    index = scenario.map_index(key)
-    record = cluster.state_store(run_id, APPEND, index, STATE_KEY)
-    ledger = cluster.sandbox.ledger()
-    by_sha = {e["sha256"]: e for e in ledger}
-    found = []
-    for uri, part in list(record["parts"].items()):
-        if part.get("job_id"):
-            continue
-        sha = next(p["sha256"] for p in scenario.parts[key] if uri.endswith(p["key"]))
-        entry = by_sha.get(sha)
-        if entry:
-            part.update(job_id=entry["jobId"], conversation_id=entry["conversationId"])
-            record["conversation_id"] = entry["conversationId"]
-            found.append(f"{uri.rsplit('/', 1)[-1]} accepted")
-        else:
-            record["parts"].pop(uri)
-            found.append(f"{uri.rsplit('/', 1)[-1]} absent")
-    assert len(found) == 1, f"expected exactly one unconfirmed part, got {record}"
-    cluster.patch_state_store(run_id, APPEND, index, STATE_KEY, record)
-    cluster.clear(run_id, APPEND, index)
-    cluster.wait_until(lambda: cluster.run_state(run_id) not in ("failed",), 30, "run cleared")
-    cluster.wait_run(run_id, timeout=300)
-    return found[0]
+    ledger = scenario.state_file(key)
+    sending = [p for p in ledger["parts"] if p["state"] == "sending"]
+    assert len(sending) == 1, f"expected exactly one unconfirmed part, got {ledger['parts']}"
+    uri = sending[0]["uri"]
+    sha = next(p["sha256"] for p in scenario.parts[key] if uri.endswith(p["key"]))
+    present = any(e["sha256"] == sha for e in cluster.sandbox.ledger())
+    name = uri.rsplit("/", 1)[-1]
+    new_run = cluster.trigger({**scenario.conf, "on_unconfirmed": "skip" if present else "resend"})
+    cluster.wait_run(new_run, timeout=300)
+    return f"{name} {'accepted' if present else 'absent'}", new_run
 
 
 def _faults(sandbox) -> list[dict]:
@@ -141,10 +128,10 @@ def test_sigkill_worker_mid_body(airflow_cluster, scenario):
     figures = scenario.figures("kill-mid")
     assert (figures["duplicates"], figures["order_violations"], figures["lost"]) == (0, 0, 2), figures
 
-    found = _recover_unconfirmed(cluster, scenario, run_id, "kill-mid")
+    found, run_2 = _recover_unconfirmed(cluster, scenario, run_id, "kill-mid")
     FIGURES["sigkill-mid-body: killed part in Symbl"] = found
     assert found == "part-002.mp4 absent"
-    _assert_success(cluster, scenario, run_id, "sigkill-mid-body")
+    _assert_success(cluster, scenario, run_2, "sigkill-mid-body")
 
 
 @pytest.mark.timeout(900)
@@ -180,9 +167,9 @@ def test_sigkill_worker_after_accept(airflow_cluster, scenario):
         # The kill lands a few ms after the ledger shows part 2: e.g. before part 2's job id was stored
         # (part-002 accepted), during part 3's body (part-003 absent) or right after Symbl accepted part 3
         # (part-003 accepted). Each is one unconfirmed part, resolved from what Symbl really holds.
-        found = _recover_unconfirmed(cluster, scenario, run_id, "kill-accept")
+        found, run_id = _recover_unconfirmed(cluster, scenario, run_id, "kill-accept")
         assert found.split()[0] in ("part-002.mp4", "part-003.mp4"), found
-        branch = f"unconfirmed ({found}) -> state fixed by operator -> cleared"
+        branch = f"unconfirmed ({found}) -> new run with on_unconfirmed from that finding"
     print(f"\nsigkill-after-accept: {branch}")
     FIGURES["sigkill-after-accept branch"] = branch
     _assert_success(cluster, scenario, run_id, "sigkill-after-accept")
@@ -281,8 +268,9 @@ def test_connection_dropped_mid_body(airflow_cluster, scenario):
         assert UNCONFIRMED in _last_log(cluster, run_id, APPEND, 0), cluster.describe(run_id)
         figures = small.figures("drop-small")
         assert (figures["duplicates"], figures["lost"]) == (0, 2), figures
-        assert _recover_unconfirmed(cluster, small, run_id, "drop-small") == "part-002.mp4 absent"
-        branch = "failed as unconfirmed -> intent dropped by operator -> cleared"
+        found, run_id = _recover_unconfirmed(cluster, small, run_id, "drop-small")
+        assert found == "part-002.mp4 absent"
+        branch = "failed as unconfirmed -> new run with on_unconfirmed='resend'"
     FIGURES["drop-mid-body 1MiB branch"] = branch
     print(f"\ndrop-mid-body 1 MiB: {branch}")
     _assert_success(cluster, small, run_id, "drop-mid-body-1MiB")
@@ -290,6 +278,7 @@ def test_connection_dropped_mid_body(airflow_cluster, scenario):
 
 @pytest.mark.timeout(900)
 def test_failed_job_fails_only_its_conversation(airflow_cluster, scenario):
+    """Part 2's job fails: part 3 is never sent (no hole), the next run refuses too, the other conversation is fine."""
     cluster = airflow_cluster
     sandbox = cluster.restart_sandbox()
     scenario.add("f-bad", 3)
@@ -299,19 +288,88 @@ def test_failed_job_fails_only_its_conversation(airflow_cluster, scenario):
     assert cluster.wait_run(run_id, timeout=300) == "failed"
     bad, good = scenario.map_index("f-bad"), scenario.map_index("f-good")
     states = {(t["task_id"], t["map_index"]): t["state"] for t in cluster.task_instances(run_id)}
-    assert states[(WAIT, bad)] == "failed", states
+    assert states[(APPEND, bad)] == "failed", states
     assert states[(INSIGHTS, bad)] == "upstream_failed", states
     assert states[(INSIGHTS, good)] == "success", states
     failed_job = next(e for e in sandbox.ledger() if e["method"] == "PUT")["jobId"]
-    log = _last_log(cluster, run_id, WAIT, bad)
-    assert f"Symbl job {failed_job} failed" in log, log[-3000:]
+    log = _last_log(cluster, run_id, APPEND, bad)
+    assert f"Symbl job {failed_job}" in log and "part-002.mp4" in log and "is stopped" in log, log[-3000:]
     assert scenario.insights_index("f-good") and not scenario.insights_index("f-bad")
     figures = scenario.figures("f-bad")
     FIGURES["failed-job f-bad"] = {k: figures[k] for k in ("duplicates", "lost")}
-    FIGURES["failed-job parts sent after the failed one"] = figures["lost"] == 0
-    assert figures["duplicates"] == 0, figures
+    assert figures["duplicates"] == 0 and figures["lost"] == 1, figures  # part 3 held back: no hole
+    # A later run with a new part refuses too, naming the failed part and job, and sends nothing.
+    before = len(sandbox.ledger())
+    scenario.add("f-bad", 1)
+    run_2 = cluster.trigger(scenario.conf)
+    assert cluster.wait_run(run_2, timeout=300) == "failed"
+    assert failed_job in _last_log(cluster, run_2, APPEND, 0)
+    assert len(sandbox.ledger()) == before
     _zero_good = scenario.figures("f-good")
     assert (_zero_good["duplicates"], _zero_good["order_violations"], _zero_good["lost"]) == (0, 0, 0)
+
+
+@pytest.mark.timeout(900)
+def test_lost_answer_blocks_the_next_run_until_a_run_settles_it(airflow_cluster, scenario):
+    """Case 1 on Celery: part 2 accepted, answer lost. The next run (default conf) sends nothing; a run
+    with on_unconfirmed='skip' (Symbl has it) completes with every part once, in order."""
+    cluster = airflow_cluster
+    sandbox = cluster.restart_sandbox()
+    scenario.add("lost", 3)
+    sandbox.fault(match={"method": "PUT", "path": "/v1/process/video/*"}, action="drop", phase="after_accept", times=1)
+    run_1 = cluster.trigger(scenario.conf)
+    assert cluster.wait_run(run_1, timeout=300) == "failed"
+    assert cluster.ti(run_1, APPEND, 0)["try_number"] == 1  # not retried: a retry could only stop the same way
+    assert UNCONFIRMED in _last_log(cluster, run_1, APPEND, 0)
+    run_2 = cluster.trigger(scenario.conf)
+    assert cluster.wait_run(run_2, timeout=300) == "failed"
+    log = _last_log(cluster, run_2, APPEND, 0)
+    assert UNCONFIRMED in log and run_1 in log  # names the run that sent it
+    figures = scenario.figures("lost")
+    assert (figures["duplicates"], figures["lost"]) == (0, 1), figures  # parts 1, 2 in Symbl; 3 held back
+    found, run_3 = _recover_unconfirmed(cluster, scenario, run_2, "lost")
+    assert found == "part-002.mp4 accepted"
+    _assert_success(cluster, scenario, run_3, "lost-answer-next-run")
+
+
+@pytest.mark.timeout(900)
+def test_two_writers_dags_test_beside_a_scheduled_run(airflow_cluster, scenario):
+    """Case 5 on Celery: `airflow dags test` (its own process, same S3 and Symbl) starts beside a
+    scheduled run on the same new conversation folders: one conversation each, every part once, in order."""
+    import threading
+
+    cluster = airflow_cluster
+    sandbox = cluster.restart_sandbox()
+    scenario.add("two-a", 3)
+    scenario.add("two-b", 2)
+    # Slow Symbl's answers so both writers are alive at the same time.
+    sandbox.fault(match={"path": "/v1/process/video*"}, action="latency", delay=1.5, times=4)
+    outcome: dict[str, object] = {}
+
+    def dags_test() -> None:
+        try:
+            outcome["dags_test"] = cluster.airflow(
+                "dags", "test", "symbl_video_pipeline", "-c", json.dumps(scenario.conf)
+            )
+        except Exception as exc:  # the figures below decide; keep its output for the report
+            outcome["dags_test_error"] = str(exc)[-2000:]
+
+    run_id = cluster.trigger(scenario.conf)
+    other = threading.Thread(target=dags_test)
+    other.start()
+    cluster.wait_run(run_id, timeout=400)
+    other.join(400)
+    for key in scenario.parts:
+        figures = scenario.figures(key)
+        FIGURES[f"two-writers/{key}"] = {
+            k: figures[k] for k in ("duplicates", "order_violations", "lost", "conversations")
+        }
+        assert (figures["duplicates"], figures["order_violations"], figures["lost"]) == (0, 0, 0), (figures, outcome)
+        assert figures["conversations"] == 1, figures
+        history = [h["event"] for h in scenario.state_file(key).get("history", [])]
+        FIGURES[f"two-writers/{key} ledger events"] = history
+    posts = [e for e in sandbox.ledger() if e["method"] == "POST"]
+    assert len(posts) == 2, posts  # one conversation per folder, never two
 
 
 @pytest.mark.timeout(600)

@@ -366,3 +366,12 @@ def test_round_trip_and_v1_upgrade():
         L.Ledger.parse("s3://b/k/_symbl.json", '{"version": 99}')
     with pytest.raises(L.LedgerError, match="not valid"):
         L.Ledger.parse("s3://b/k/_symbl.json", "{not json")
+
+
+def test_release_frees_a_dead_earlier_try_lease_but_not_a_stranger_one():
+    book = ledger(lease=lease(MY_EARLIER_TRY, NOW + 300))
+    L.release(ME)(book)
+    assert book.lease is None
+    book = ledger(lease=lease(OTHER, NOW + 300))
+    L.release(ME)(book)
+    assert book.lease.token == "other"
