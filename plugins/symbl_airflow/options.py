@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlencode, urlparse
 
 from symbl_airflow.errors import SymblOptionsError
 
@@ -44,6 +44,11 @@ LANGUAGE_CODES: tuple[str, ...] = (
 MODES: tuple[str, ...] = ("phone", "default")
 CONFIDENCE_MIN = 0.5
 CONFIDENCE_MAX = 1.0
+#: Longest request URL (path and query string) Symbl's servers read; longer ones are refused with 400
+#: "Got more than 8190 bytes when reading". File endpoints carry the options in that query string.
+MAX_REQUEST_LINE_BYTES = 8190
+#: The longest file-endpoint path the hooks send (an append; conversation ids are 16-19 digits).
+LONGEST_FILE_PATH = "/v1/process/video/" + "0" * 32
 
 
 def _camel(name: str) -> str:
@@ -181,8 +186,21 @@ class SymblOptions:
 
     # ------------------------------------------------------------------ encodings
     def to_query_params(self) -> list[tuple[str, str]]:
-        """Encode for file endpoints: camelCase keys; lists/objects as compact JSON; booleans lowercase."""
-        return [(_camel(name), _query_value(value)) for name, value in self._items()]
+        """Encode for file endpoints: camelCase keys; lists/objects as compact JSON; booleans lowercase.
+
+        Raises :class:`SymblOptionsError` when the encoded options would not fit in a request line.
+        """
+        params = [(_camel(name), _query_value(value)) for name, value in self._items()]
+        _check_request_line(params)
+        return params
+
+    def check_request_line(self, path: str = LONGEST_FILE_PATH) -> None:
+        """Fail when these options, sent in the query string of a file upload, exceed Symbl's request line.
+
+        Call it up front for uploads of file bodies; URL submissions carry the options in a JSON body
+        and have no such limit.
+        """
+        _check_request_line([(_camel(name), _query_value(value)) for name, value in self._items()], path)
 
     def to_json_body(self) -> dict:
         """Encode for URL endpoints: camelCase keys, native JSON values."""
@@ -216,6 +234,29 @@ _BOOL_FIELDS: tuple[str, ...] = (
 
 
 # ---------------------------------------------------------------------- helpers
+def request_line_bytes(params: list[tuple[str, str]], path: str = LONGEST_FILE_PATH) -> int:
+    """Bytes of the request URL ``path?query`` as requests encodes it: what Symbl's limit counts."""
+    query = urlencode(params)
+    return len(f"{path}{'?' if query else ''}{query}".encode())
+
+
+def _check_request_line(params: list[tuple[str, str]], path: str = LONGEST_FILE_PATH) -> None:
+    total = request_line_bytes(params, path)
+    if total <= MAX_REQUEST_LINE_BYTES:
+        return
+    sizes = {key: len(urlencode([(key, value)])) for key, value in params}
+    biggest = max(sizes, key=sizes.__getitem__)
+    option = _ALIASES.get(biggest, biggest)
+    raise SymblOptionsError(
+        f"Symbl option {option!r} is too long: it encodes to {sizes[biggest]:,} bytes in the query string, "
+        f"making the request URL {total:,} bytes where Symbl accepts at most {MAX_REQUEST_LINE_BYTES:,} "
+        f"(options of file uploads travel in the URL). Shorten {option!r}, or send the video by URL "
+        "(upload_mode='url': options then go in a JSON body)",
+        option=option,
+        allowed=f"options encoding to a request URL of at most {MAX_REQUEST_LINE_BYTES} bytes",
+    )
+
+
 def _fail(option: str, value: Any, allowed: str) -> None:
     shown = repr(value)
     if len(shown) > 120:

@@ -7,6 +7,7 @@ input fails the task with nothing appended.
 from __future__ import annotations
 
 import logging
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,10 +20,42 @@ log = logging.getLogger(__name__)
 
 #: Bytes fetched to recognise an MP4 (the first box header is 8 bytes; ``ftyp`` must be its type).
 SNIFF_BYTES = 64
+#: Bytes fetched per top-level box header (8, or 16 with a 64-bit size).
+BOX_HEADER_BYTES = 16
+#: Read-ahead inside ``moov``: its small boxes (mvhd, tkhd, mdhd, hdlr) sit close together.
+MOOV_WINDOW_BYTES = 4096
+#: Top-level boxes walked at most (a fragmented MP4 has one moof/mdat pair per fragment; the facts
+#: needed are in the first few).
+MAX_TOP_LEVEL_BOXES = 256
+#: Box types that may appear at the top level of an ISO-BMFF/MP4 file (ISO/IEC 14496-12 and common extensions).
+TOP_LEVEL_BOXES = frozenset(
+    {"ftyp", "styp", "moov", "mdat", "free", "skip", "wide", "udta", "uuid", "meta", "moof", "mfra", "pdin",
+     "sidx", "ssix", "emsg", "prft", "meco", "pnot", "junk", "beam", "Xtra"}
+)  # fmt: skip
+#: ``hdlr`` handler types -> track kinds.
+TRACK_KINDS = {"vide": "video", "soun": "audio", "sbtl": "text", "text": "text", "subt": "text", "clcp": "text"}
 
 
 class VideoSourceError(ValueError):
     """A source that cannot be sent; the message names the source and the fix."""
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What the MP4's ``moov`` box says, read without downloading the media."""
+
+    #: ``mvhd`` duration in seconds; None when the file does not state one.
+    duration_seconds: float | None
+    #: One kind per track, in file order: ``video``, ``audio``, ``text`` or the raw handler type.
+    tracks: tuple[str, ...]
+
+    @property
+    def has_video(self) -> bool:
+        return "video" in self.tracks
+
+    @property
+    def has_audio(self) -> bool:
+        return "audio" in self.tracks
 
 
 @dataclass(frozen=True)
@@ -34,6 +67,12 @@ class S3VideoSource:
     key: str
     size: int
     etag: str
+    #: Duration and tracks from the MP4 header (None for sources built from stored state).
+    media: MediaInfo | None = None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        return self.media.duration_seconds if self.media else None
 
     def to_dict(self) -> dict:
         return {"uri": self.uri, "size": self.size, "etag": self.etag}
@@ -109,7 +148,159 @@ def inspect_source(s3_hook: S3Hook, uri: str) -> S3VideoSource:
             f"source {uri!r} is not an MP4 file (no 'ftyp' box at the start); Symbl's video API accepts "
             "MP4 only: convert it, e.g. 'ffmpeg -i input -c:v libx264 -c:a aac output.mp4'"
         )
-    return S3VideoSource(uri=uri, bucket=bucket, key=key, size=size, etag=etag)
+    reader = _RangeReader(client, bucket, key, etag, size, uri)
+    reader.seed(0, sniff)
+    media = probe_mp4(reader, uri)
+    if not media.has_video:
+        kinds = ", ".join(media.tracks) or "none"
+        raise VideoSourceError(
+            f"source {uri!r} has no video track (tracks: {kinds}); Symbl's video API needs one. Send "
+            "audio-only recordings to Symbl's audio API (POST /v1/process/audio), or add a video track"
+        )
+    return S3VideoSource(uri=uri, bucket=bucket, key=key, size=size, etag=etag, media=media)
+
+
+class _RangeReader:
+    """Ranged GETs of one object version, keeping the last window so adjacent small reads cost one request."""
+
+    def __init__(self, client, bucket: str, key: str, etag: str, size: int, uri: str):
+        self.client, self.bucket, self.key, self.etag, self.size, self.uri = client, bucket, key, etag, size, uri
+        self._start = 0
+        self._data = b""
+
+    def seed(self, start: int, data: bytes) -> None:
+        self._start, self._data = start, data
+
+    def read(self, offset: int, length: int, ahead: int = 0) -> bytes:
+        """Up to ``length`` bytes at ``offset`` (fewer at the end of the object)."""
+        length = min(length, self.size - offset)
+        if length <= 0:
+            return b""
+        if self._start <= offset and offset + length <= self._start + len(self._data):
+            return self._data[offset - self._start : offset - self._start + length]
+        from botocore.exceptions import ClientError
+
+        end = min(self.size, offset + max(length, ahead)) - 1
+        try:
+            obj = self.client.get_object(
+                Bucket=self.bucket, Key=self.key, Range=f"bytes={offset}-{end}", IfMatch=self.etag
+            )
+            data = obj["Body"].read()
+        except ClientError as exc:
+            raise VideoSourceError(
+                f"source {self.uri!r}: cannot read bytes {offset}-{end} ({_client_error_code(exc)})"
+            ) from exc
+        self.seed(offset, data)
+        return data[:length]
+
+
+def _box_header(reader: _RangeReader, offset: int, end: int, ahead: int = 0) -> tuple[str, int, int] | None:
+    """``(type, header size, box size)`` of the box at ``offset``; None when no valid header is there."""
+    head = reader.read(offset, BOX_HEADER_BYTES, ahead)
+    if len(head) < 8:
+        return None
+    size, raw_type = struct.unpack(">I4s", head[:8])
+    box_type = raw_type.decode("latin-1")
+    header = 8
+    if size == 1:
+        if len(head) < 16:
+            return None
+        size, header = struct.unpack(">Q", head[8:16])[0], 16
+    elif size == 0:  # the box runs to the end of its parent
+        size = end - offset
+    if size < header:
+        return None
+    return box_type, header, size
+
+
+def _children(reader: _RangeReader, start: int, end: int):
+    """Child boxes ``(type, body offset, box end)`` of a container box whose body is ``start``..``end``."""
+    offset = start
+    while offset + 8 <= end:
+        parsed = _box_header(reader, offset, end, ahead=MOOV_WINDOW_BYTES)
+        if parsed is None:
+            return
+        box_type, header, size = parsed
+        yield box_type, offset + header, min(offset + size, end)
+        offset += size
+
+
+def _mvhd_duration(reader: _RangeReader, body: int) -> float | None:
+    data = reader.read(body, 32, ahead=MOOV_WINDOW_BYTES)
+    if len(data) < 20:
+        return None
+    if data[0] == 1:
+        if len(data) < 32:
+            return None
+        timescale, duration = struct.unpack(">IQ", data[20:32])
+        unknown = duration == 0xFFFFFFFFFFFFFFFF
+    else:
+        timescale, duration = struct.unpack(">II", data[12:20])
+        unknown = duration == 0xFFFFFFFF
+    if not timescale or unknown:
+        return None
+    return duration / timescale
+
+
+def _track_kind(reader: _RangeReader, trak_body: int, trak_end: int) -> str | None:
+    for box_type, body, end in _children(reader, trak_body, trak_end):
+        if box_type != "mdia":
+            continue
+        for child, child_body, _ in _children(reader, body, end):
+            if child == "hdlr":
+                handler = reader.read(child_body + 8, 4, ahead=MOOV_WINDOW_BYTES).decode("latin-1")
+                return TRACK_KINDS.get(handler, handler.strip() or None)
+    return None
+
+
+def probe_mp4(reader: _RangeReader, uri: str) -> MediaInfo:
+    """Walk the top-level boxes by their headers (a few bytes each) and read duration and tracks from ``moov``.
+
+    Raises VideoSourceError when the file ends inside a box or has no ``moov`` box: both mean a
+    truncated upload or a recording that was never finalized, which Symbl would accept and then fail.
+    """
+    size = reader.size
+    offset = 0
+    seen: list[str] = []
+    media: MediaInfo | None = None
+    truncated = (
+        f"source {uri!r} is truncated or not a finished MP4 ({{reason}}); re-upload the complete file. A recorder "
+        "that stopped before finishing writes no 'moov' box: remux what is there, e.g. "
+        "'ffmpeg -i input.mp4 -c copy -movflags +faststart output.mp4', if the file can still be read"
+    )
+    while offset < size and len(seen) < MAX_TOP_LEVEL_BOXES:
+        parsed = _box_header(reader, offset, size)
+        known = parsed is not None and parsed[0] in TOP_LEVEL_BOXES
+        if not known:
+            if media is not None and "mdat" in seen:
+                log.debug("%s: %d trailing bytes after the last MP4 box ignored", uri, size - offset)
+                break
+            raise VideoSourceError(truncated.format(reason=f"no valid MP4 box at byte {offset}"))
+        box_type, header, box_size = parsed
+        if offset + box_size > size:
+            raise VideoSourceError(
+                truncated.format(
+                    reason=f"its '{box_type}' box at byte {offset} needs {box_size} bytes, the object ends after "
+                    f"{size - offset}"
+                )
+            )
+        seen.append(box_type)
+        if box_type == "moov" and media is None:
+            duration = None
+            tracks: list[str] = []
+            for child, body, end in _children(reader, offset + header, offset + box_size):
+                if child == "mvhd":
+                    duration = _mvhd_duration(reader, body)
+                elif child == "trak":
+                    kind = _track_kind(reader, body, end)
+                    if kind:
+                        tracks.append(kind)
+            media = MediaInfo(duration_seconds=duration, tracks=tuple(tracks))
+        offset += box_size
+    if media is None:
+        found = ", ".join(dict.fromkeys(seen)) or "none"
+        raise VideoSourceError(truncated.format(reason=f"no 'moov' box; top-level boxes: {found}"))
+    return media
 
 
 def body_opener(s3_hook: S3Hook, source: S3VideoSource) -> Callable[[], BinaryIO]:
