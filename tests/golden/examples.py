@@ -202,6 +202,8 @@ MESSAGES = Golden(
         extra={"messages[].from.id", "messages[].words[].speakerTag"},
         values={"messages[].sentiment.suggested": SENTIMENTS, "messages[].phrases[].type": {"action_phrase"}},
         non_empty={"messages", "messages[].words"},
+        # messages.md 'Response Object': timeOffset and duration are seconds "up to 2 decimal points"
+        decimals={f"messages[].{w}{k}": 2 for w in ("", "words[].") for k in ("timeOffset", "duration")},
     ),
 )
 

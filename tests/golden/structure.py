@@ -37,6 +37,7 @@ class Rules:
     values: dict[str, set[Any]] = field(default_factory=dict)  # path -> allowed values
     formats: dict[str, set[str]] = field(default_factory=dict)  # path -> allowed format names (overrides)
     non_empty: set[str] = field(default_factory=set)  # list paths of which at least one must have items
+    decimals: dict[str, int] = field(default_factory=dict)  # number path -> most decimal places allowed
 
 
 def json_type(value: Any) -> str:
@@ -94,6 +95,8 @@ def compare(golden: Any, actual: Any, rules: Rules | None = None, path: str = ""
         errors.append(f"{where}: expected exactly {golden!r}, got {actual!r}")
     if path in rules.values and actual not in rules.values[path]:
         errors.append(f"{where}: {actual!r} is not one of {sorted(map(str, rules.values[path]))}")
+    if path in rules.decimals and isinstance(actual, int | float) and round(actual, rules.decimals[path]) != actual:
+        errors.append(f"{where}: {actual!r} has more than {rules.decimals[path]} decimal places")
     if isinstance(golden, str):
         allowed = rules.formats.get(path)
         if allowed is None:

@@ -140,6 +140,8 @@ def test_formats_and_rules_are_enforced():
     assert compare(example, {"id": good["id"], "who": good["who"]}, Rules(optional={"startTime"})) == []
     assert compare({"n": 1}, {"n": 1.5}) == [] and compare({"n": 1}, {"n": True})
     assert compare({"t": "topic"}, {"t": "Topic"}, Rules(exact={"t"}))
+    assert compare({"d": 5.9}, {"d": 5.91}, Rules(decimals={"d": 2})) == []
+    assert compare({"d": 5.9}, {"d": 5.913}, Rules(decimals={"d": 2})) == ["d: 5.913 has more than 2 decimal places"]
     # list items match the alternative of the same type
     alternatives = {"e": [{"type": "date", "value": "2020-06-22"}, {"type": "person", "value": {"name": "x"}}]}
     mixed = {"e": [{"type": "person", "value": {"name": "y"}}, {"type": "date", "value": "2024-01-02"}]}
