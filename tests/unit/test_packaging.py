@@ -1,0 +1,165 @@
+"""The published package: license, metadata, one version, honest dependencies, public imports only."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import symbl_airflow
+
+ROOT = Path(__file__).resolve().parents[2]
+PLUGIN = ROOT / "plugins" / "symbl_airflow"
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+PROJECT = PYPROJECT["project"]
+
+#: Distribution -> the module it provides, for the runtime dependencies.
+DIST_MODULES = {
+    "apache-airflow": "airflow",
+    "apache-airflow-providers-http": "airflow.providers.http",
+    "apache-airflow-providers-amazon": "airflow.providers.amazon",
+    "aiohttp": "aiohttp",
+    "requests": "requests",
+    "urllib3": "urllib3",
+    "botocore": "botocore",
+    "tenacity": "tenacity",
+}
+#: Imported by the plugin but part of what it builds on: asgiref is Airflow's own sync/async bridge; the
+#: openlineage provider (with common.compat) is optional and imported lazily.
+TRANSITIVE = {"asgiref", "airflow.providers.openlineage", "airflow.providers.common"}
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower()
+
+
+def _plugin_imports() -> set[str]:
+    names = set()
+    for path in PLUGIN.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module)
+    return names
+
+
+@pytest.mark.unit
+def test_license_is_apache_2_spdx():
+    assert PROJECT["license"] == "Apache-2.0"  # an SPDX expression, not the deprecated table
+    assert PROJECT["license-files"] == ["LICENSE"]
+    text = (ROOT / "LICENSE").read_text()
+    assert text.lstrip().startswith("Apache License") and "Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text
+
+
+@pytest.mark.unit
+def test_classifiers_keywords_urls_and_typing():
+    classifiers = PROJECT["classifiers"]
+    assert "Framework :: Apache Airflow :: Provider" in classifiers
+    assert "Typing :: Typed" in classifiers and (PLUGIN / "py.typed").is_file()
+    assert PYPROJECT["tool"]["setuptools"]["package-data"]["symbl_airflow"] == ["py.typed"]
+    assert {"airflow", "symbl"} <= set(PROJECT["keywords"])
+    assert PROJECT["urls"] and all(url.startswith("https://") for url in PROJECT["urls"].values())
+
+
+@pytest.mark.unit
+def test_one_version_source():
+    assert "version" not in PROJECT and "version" in PROJECT["dynamic"]
+    dynamic = PYPROJECT["tool"]["setuptools"]["dynamic"]["version"]
+    assert dynamic == {"attr": "symbl_airflow.version.__version__"}
+    from symbl_airflow.get_provider_info import get_provider_info
+
+    assert get_provider_info()["versions"] == [symbl_airflow.__version__]
+    assert re.fullmatch(r"\d+\.\d+\.\d+", symbl_airflow.__version__)
+
+
+@pytest.mark.unit
+def test_python_floor_is_consistent():
+    floor = re.fullmatch(r">=(\d+)\.(\d+)", PROJECT["requires-python"])
+    assert floor, PROJECT["requires-python"]
+    major, minor = map(int, floor.groups())
+    versions = [
+        c.rsplit(" :: ", 1)[1]
+        for c in PROJECT["classifiers"]
+        if re.match(r"Programming Language :: Python :: 3\.\d+$", c)
+    ]
+    assert min(tuple(map(int, v.split("."))) for v in versions) == (major, minor)
+    assert PYPROJECT["tool"]["ruff"]["target-version"] == f"py{major}{minor}"
+    # The interpreter bootstrap insists on (for the pinned dev set) satisfies the package's floor.
+    bootstrap = (ROOT / "scripts" / "bootstrap.sh").read_text()
+    needed = tuple(map(int, re.search(r"sys\.version_info >= \((\d+), (\d+), \d+\)", bootstrap).groups()))
+    assert needed >= (major, minor)
+    assert sys.version_info[:2] >= (major, minor)
+
+
+@pytest.mark.unit
+def test_dependencies_are_the_imported_ones():
+    declared = {_name(r) for r in PROJECT["dependencies"]}
+    assert declared == set(DIST_MODULES)
+    imports = _plugin_imports()
+    third_party = {
+        name
+        for name in imports
+        if not name.startswith("symbl_airflow") and name.split(".")[0] not in sys.stdlib_module_names
+    }
+    for dist, module in DIST_MODULES.items():
+        assert any(name == module or name.startswith(module + ".") for name in third_party), f"{dist} is not imported"
+    provided = set(DIST_MODULES.values()) | TRANSITIVE
+    unexplained = {
+        name
+        for name in third_party
+        if not any(name == m or name.startswith(m + ".") for m in provided if m != "airflow")
+        and name.split(".")[0] != "airflow"
+    }
+    assert unexplained == set()
+    runtime_pins = {_name(line) for line in (ROOT / "requirements.txt").read_text().splitlines() if "==" in line}
+    assert runtime_pins == declared
+
+
+@pytest.mark.unit
+def test_no_private_airflow_imports():
+    private = sorted(
+        name
+        for name in _plugin_imports()
+        if name.startswith("airflow") and any(p.startswith("_") for p in name.split("."))
+    )
+    assert private == []
+
+
+@pytest.mark.unit
+def test_lint_builds_and_checks_the_distributions():
+    lint = re.search(r"^lint:.*?(?=^\S|\Z)", (ROOT / "Makefile").read_text(), flags=re.MULTILINE | re.DOTALL).group(0)
+    assert "python -m build" in lint and "twine check --strict" in lint
+    dev = (ROOT / "requirements-dev.txt").read_text()
+    assert re.search(r"^build==", dev, flags=re.MULTILINE) and re.search(r"^twine==", dev, flags=re.MULTILINE)
+
+
+@pytest.mark.integration
+def test_wheel_carries_license_typing_marker_and_metadata(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--installer", "uv", "--outdir", str(tmp_path), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    (wheel,) = tmp_path.glob("symbl_airflow-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        metadata = zf.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert "symbl_airflow/py.typed" in names
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+    assert f"Version: {symbl_airflow.__version__}" in metadata
+    assert "License-Expression: Apache-2.0" in metadata
+    assert "Classifier: Framework :: Apache Airflow :: Provider" in metadata
+    check = subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", str(wheel)], capture_output=True, text=True, timeout=120
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
