@@ -14,14 +14,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import parse, report, trigger, upload
+from bench import ordered, parse, report, trigger, upload
 from bench.common import ROOT, machine
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, 200 triggers, short jobs")
-    parser.add_argument("--only", default="parse,trigger,upload", help="comma-separated benchmarks to run")
+    parser.add_argument("--only", default="parse,trigger,upload,ordered", help="comma-separated benchmarks to run")
     parser.add_argument("--sizes", help="upload sizes in MiB (default 100,500,2048; quick: 16,64)")
     parser.add_argument("--repeat", type=int, help="runs per upload variant and size (default 3; quick: 2)")
     parser.add_argument("--triggers", type=int, help="number of triggers (default 1000; quick: 200)")
@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         if "upload" in only:
             print(f"Upload path: sizes {sizes} MiB, {repeat} run(s) per variant", flush=True)
             results["upload"] = upload.run(sizes, workdir / "upload", repeat=repeat)
+        if "ordered" in only:
+            print("Strict order: append N parts with and without waiting for each job (deferred)", flush=True)
+            results["ordered"] = ordered.run(workdir / "ordered", parts=5, repeat=2 if quick else 3)
     results["loadavg_after"] = os.getloadavg()
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
 
