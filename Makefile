@@ -11,8 +11,11 @@ PYTEST = bash scripts/pytest.sh $(PYTEST_ARGS)
 test:  ## unit + integration tests (real sandbox, real local S3, Airflow dag.test())
 	source scripts/bootstrap.sh && $(PYTEST) -m "not e2e"
 
-e2e:  ## the multi-process Airflow suite (PostgreSQL + Redis + Celery workers + triggerer)
-	source scripts/bootstrap.sh && $(PYTEST) -m e2e
+# The browser test needs Chromium (installed here when missing); screenshots go to $(E2E_OUTPUT).
+E2E_OUTPUT ?= .tmp/e2e-output
+e2e:  ## the multi-process Airflow suite (PostgreSQL + Redis + Celery workers + triggerer + headless Chromium)
+	bash scripts/install_chromium.sh && source scripts/bootstrap.sh \
+	  && SYMBL_E2E_OUTPUT="$(abspath $(E2E_OUTPUT))" $(PYTEST) -m e2e
 
 # ruff, then the package as it would be published: sdist + wheel built in isolation, metadata checked.
 lint:
