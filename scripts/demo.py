@@ -119,7 +119,8 @@ def _summary(s3_client, sandbox) -> None:
         print(f"\n--- {key}")
         print(f"    Symbl conversation {conversation_id}; {len(state['parts'])} part(s) appended:")
         for part in state["parts"]:
-            print(f"      {part['seq']}. {part['uri'].rsplit('/', 1)[-1]}  job {part['job_id']}  {part.get('state', '')}")
+            name = part["uri"].rsplit("/", 1)[-1]
+            print(f"      {part['seq']}. {name}  job {part['job_id']}  {part.get('state', '')}")
         if ledger:
             print(
                 f"    sandbox ledger: {' '.join(e['method'] for e in appends)} (no duplicates: "

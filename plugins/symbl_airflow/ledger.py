@@ -190,6 +190,7 @@ class Part:
     accepted_at: float | None = None
     finished_at: float | None = None
     note: str | None = None
+    media_seconds: float | None = None  # from the MP4 header: when its job can be expected to finish
 
     @property
     def key(self) -> str:
@@ -210,6 +211,8 @@ class Part:
         }
         if self.note:
             data["note"] = self.note
+        if self.media_seconds is not None:
+            data["media_seconds"] = self.media_seconds
         return data
 
     @classmethod
@@ -229,6 +232,7 @@ class Part:
             accepted_at=_epoch(data.get("accepted_at") or data.get("appended_at")),
             finished_at=_epoch(data.get("finished_at")),
             note=data.get("note"),
+            media_seconds=data.get("media_seconds"),
         )
 
 
@@ -387,7 +391,9 @@ def bind_symbl(identity: dict) -> Callable[[Ledger], None]:
     return apply
 
 
-def intent(writer: Writer, uri: str, etag: str, size: int, now=time.time) -> Callable[[Ledger], None]:
+def intent(
+    writer: Writer, uri: str, etag: str, size: int, now=time.time, media_seconds: float | None = None
+) -> Callable[[Ledger], None]:
     """Record a part as *sending* before its first byte leaves (the conversation's POST claim included)."""
 
     def apply(ledger: Ledger) -> None:
@@ -403,6 +409,7 @@ def intent(writer: Writer, uri: str, etag: str, size: int, now=time.time) -> Cal
             state=SENDING,
             sender=writer.to_dict(),
             sent_at=now(),
+            media_seconds=media_seconds,
         )
         if existing:
             ledger.parts[ledger.parts.index(existing)] = record

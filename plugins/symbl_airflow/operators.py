@@ -258,7 +258,7 @@ class SymblAppendVideoOperator(BaseOperator):
     def execute(self, context: Context) -> dict:
         uris, conversation_id, options = self._validate()
         sources = self._inspect_all(uris)
-        return self._advance(context, [s.to_dict() for s in sources], conversation_id, options)
+        return self._advance(context, [_checked(s) for s in sources], conversation_id, options)
 
     def resume_append(
         self,
@@ -277,7 +277,7 @@ class SymblAppendVideoOperator(BaseOperator):
         """
         uris, conversation_id, options = self._validate()
         if checked is None:
-            checked = [s.to_dict() for s in self._inspect_all(uris)]
+            checked = [_checked(s) for s in self._inspect_all(uris)]
         running = set(running or ())
         finished = None
         if isinstance(event, dict) and "status" in event:
@@ -394,7 +394,13 @@ class SymblAppendVideoOperator(BaseOperator):
                         ledger = store.update(
                             L.bind_symbl(identity),
                             L.acquire(writer, lease_seconds),
-                            L.intent(writer, action.source.uri, action.source.etag, action.source.size),
+                            L.intent(
+                                writer,
+                                action.source.uri,
+                                action.source.etag,
+                                action.source.size,
+                                media_seconds=by_uri[action.source.uri].get("media_seconds"),
+                            ),
                             ledger=ledger,
                         )
                     except L.LeaseBusy:
@@ -527,6 +533,9 @@ class SymblAppendVideoOperator(BaseOperator):
             "conversation_id": ledger.conversation_id,
             "job_ids": [p.job_id for p in mine],
             "sources": [p.uri for p in mine],
+            # when each job can be expected done: the sensor's trigger polls then, not blindly
+            "media_seconds": [p.media_seconds for p in mine],
+            "accepted_at": [p.accepted_at for p in mine],
         }
         if shared:
             result.update(
@@ -728,6 +737,11 @@ def _save_token(context, writer) -> None:
     store, ti = context.get("task_state_store"), context.get("ti")
     if store is not None and ti is not None:
         store.set(TOKEN_KEY, {"token": writer.token, "try_number": writer.try_number})
+
+
+def _checked(source) -> dict:
+    """What execute() learned of a source, small enough for defer kwargs."""
+    return {**source.to_dict(), "media_seconds": getattr(source, "duration_seconds", None)}
 
 
 def _is_deferral(exc: BaseException) -> bool:

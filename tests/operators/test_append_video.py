@@ -60,11 +60,14 @@ def test_post_then_puts_in_order_with_exact_bytes(clean_sandbox, run_dag, parts)
     assert len(conversation_ids) == 1
     assert ledger[0]["options"].get("name") == "Weekly sync"
     result = RESULTS["append_order"]
-    assert result == {
+    assert {k: result[k] for k in ("conversation_id", "job_ids", "sources")} == {
         "conversation_id": ledger[0]["conversationId"],
         "job_ids": [e["jobId"] for e in ledger[1:]],
         "sources": uris[1:],
     }
+    # the MP4 header's duration travels with each job, so waits can poll when it should be done
+    assert len(result["media_seconds"]) == 2 and all(s and s > 0.5 for s in result["media_seconds"])
+    assert all(isinstance(t, float) for t in result["accepted_at"])
 
 
 def test_transcript_follows_task_order(clean_sandbox, run_dag, parts):
