@@ -25,5 +25,7 @@ RUN pip install --no-cache-dir \
 COPY --chown=airflow:0 pyproject.toml README.md LICENSE /opt/airflow/
 COPY --chown=airflow:0 symbl_sandbox/ /opt/airflow/symbl_sandbox/
 COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
+# scripts/seed_samples.py (the compose seed-samples service) and the demo's sample conversations it uploads.
+COPY --chown=airflow:0 scripts/__init__.py scripts/demo.py scripts/seed_samples.py /opt/airflow/scripts/
 RUN pip install --no-cache-dir --no-deps -e /opt/airflow \
     && python -c "import symbl_airflow, symbl_sandbox; print('symbl-airflow', symbl_airflow.__version__)"

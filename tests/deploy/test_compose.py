@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -26,9 +27,11 @@ AIRFLOW_SERVICES = (
     "airflow-worker",
     "airflow-init",
 )
-SERVICES = ("postgres", "redis", "minio", "minio-init", "symbl-sandbox", *AIRFLOW_SERVICES)
+SERVICES = ("postgres", "redis", "minio", "minio-init", "seed-samples", "symbl-sandbox", *AIRFLOW_SERVICES)
 #: Run once and exit; the others wait for them with ``service_completed_successfully``.
-ONE_SHOT = ("airflow-init", "minio-init")
+ONE_SHOT = ("airflow-init", "minio-init", "seed-samples")
+#: The local stand-ins, behind the "local" profile (on by default through .env.example).
+LOCAL_PROFILE = ("minio", "minio-init", "seed-samples", "symbl-sandbox")
 #: Interactive helper of the official file (profile ``debug``): no command loop to health-check.
 NO_HEALTHCHECK = (*ONE_SHOT, "airflow-cli")
 REQUIRED_ENV = (
@@ -96,6 +99,19 @@ def _depends_on(service: dict) -> dict[str, str]:
     if isinstance(deps, list):
         return dict.fromkeys(deps, "service_started")
     return {name: (spec or {}).get("condition", "service_started") for name, spec in deps.items()}
+
+
+def _required_deps(service: dict) -> set[str]:
+    """Dependencies Compose refuses to start without (``required: false`` ones are skipped when disabled)."""
+    deps = service.get("depends_on") or {}
+    if isinstance(deps, list):
+        return set(deps)
+    return {name for name, spec in deps.items() if (spec or {}).get("required", True)}
+
+
+def _enabled(services: dict, profiles: set[str]) -> set[str]:
+    """The services ``docker compose up`` starts with these profiles active (as Compose resolves them)."""
+    return {name for name, svc in services.items() if not svc.get("profiles") or set(svc["profiles"]) & profiles}
 
 
 def _command_text(service: dict) -> str:
@@ -224,6 +240,7 @@ def test_depends_on_reference_existing_services_with_valid_conditions(services):
                 assert dep in ONE_SHOT, f"{name} waits for {dep} to exit but it is long-running"
     worker = _depends_on(services["airflow-worker"])
     assert worker["airflow-apiserver"] == "service_healthy"
+    assert _depends_on(services["seed-samples"]) == {"minio-init": "service_completed_successfully"}
     assert worker["airflow-init"] == "service_completed_successfully"
     assert worker["minio-init"] == "service_completed_successfully"
     assert worker["symbl-sandbox"] == "service_healthy"
@@ -241,7 +258,7 @@ def test_worker_can_be_scaled(services):
 
 def test_project_image_is_built_from_the_dockerfile(services):
     images = set()
-    for name in (*AIRFLOW_SERVICES, "symbl-sandbox"):
+    for name in (*AIRFLOW_SERVICES, "symbl-sandbox", "seed-samples"):
         assert services[name].get("build") == ".", name
         images.add(services[name]["image"])
     assert len(images) == 1
@@ -289,9 +306,13 @@ def test_every_variable_has_a_default_or_is_documented(compose):
     assert undocumented == []
 
 
+#: Variables Compose itself reads from .env (not interpolated in the file).
+COMPOSE_OWN = {"COMPOSE_PROFILES"}
+
+
 def test_env_example_documents_only_variables_compose_uses(compose):
     used = {m.group(1) for m in _variables(compose)}
-    assert sorted(_documented_vars() - used) == []
+    assert sorted(_documented_vars() - used - COMPOSE_OWN) == []
 
 
 def test_env_example_holds_no_real_symbl_secret():
@@ -355,3 +376,96 @@ def test_docker_compose_config(tmp_path):
         reason = (proc.stderr or proc.stdout).strip().splitlines()[0]
         pytest.skip(f"docker compose unavailable here: {reason}")
     assert proc.returncode == 0, proc.stderr
+
+
+# ------------------------------------------------------------------------------------------ issue #13
+def _env_example() -> dict[str, str]:
+    values = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        match = re.match(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", line)
+        if match:
+            values[match.group(1)] = match.group(2)
+    return values
+
+
+def test_local_stand_ins_are_a_profile_on_by_default(services):
+    for name in LOCAL_PROFILE:
+        assert services[name].get("profiles") == ["local"], name
+    for name in ("postgres", "redis", *AIRFLOW_SERVICES):
+        assert not services[name].get("profiles"), name
+    assert _env_example()["COMPOSE_PROFILES"] == "local"  # `cp .env.example .env && up`: sandbox, MinIO, samples
+
+
+@pytest.mark.parametrize("profiles", [set(), {"local"}], ids=["real_api", "local"])
+def test_every_required_dependency_is_started(services, profiles):
+    enabled = _enabled(services, profiles)
+    for name in enabled:
+        missing = _required_deps(services[name]) - enabled
+        assert not missing, f"{name} would wait for disabled {missing} with COMPOSE_PROFILES={','.join(profiles)}"
+
+
+def test_pointed_at_the_real_api_nothing_waits_for_the_sandbox(services):
+    enabled = _enabled(services, set())
+    assert enabled.isdisjoint(LOCAL_PROFILE)
+    for name in AIRFLOW_SERVICES:
+        assert _required_deps(services[name]).isdisjoint(LOCAL_PROFILE), name
+    # ... while with the local profile the worker and triggerer still wait for a healthy sandbox.
+    assert _depends_on(services["airflow-worker"])["symbl-sandbox"] == "service_healthy"
+    assert _depends_on(services["airflow-triggerer"])["symbl-sandbox"] == "service_healthy"
+
+
+def test_published_ports_listen_on_loopback_only(services):
+    published = [(name, port) for name, svc in services.items() for port in svc.get("ports") or []]
+    assert {name for name, _ in published} >= {"airflow-apiserver", "minio", "symbl-sandbox"}
+    for name, port in published:
+        assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+
+
+def _services_referencing(services: dict, variable: str) -> set[str]:
+    pattern = re.compile(r"\$\{" + re.escape(variable) + r"\b")
+    return {name for name, svc in services.items() if any(pattern.search(s) for s in _strings(svc))}
+
+
+def test_secrets_reach_only_the_services_that_use_them(compose, services):
+    assert not any("env_file" in svc for svc in services.values())
+    assert "env_file" not in compose["x-airflow-common"]
+    assert _services_referencing(services, "MINIO_ROOT_PASSWORD") == {"minio", "minio-init", "seed-samples"}
+    assert _services_referencing(services, "_AIRFLOW_WWW_USER_PASSWORD") == {"airflow-init"}
+    assert _services_referencing(services, "SYMBL_SANDBOX_CREDENTIALS") == {"symbl-sandbox"}
+    airflow = set(AIRFLOW_SERVICES) | {"airflow-cli", "flower"}
+    assert _services_referencing(services, "AIRFLOW_CONN_SYMBL_DEFAULT") == airflow
+    assert _services_referencing(services, "AIRFLOW__CORE__FERNET_KEY") == airflow
+
+
+def test_bucket_from_env_reaches_the_dag_the_bucket_and_the_seeder(services):
+    for name in AIRFLOW_SERVICES:
+        assert _env(services[name])["SYMBL_PIPELINE_BUCKET"] == "${S3_BUCKET:-symbl-demo}", name
+    assert _env(services["minio-init"])["S3_BUCKET"] == "${S3_BUCKET:-symbl-demo}"
+    assert "${S3_BUCKET:-symbl-demo}" in services["seed-samples"]["command"]
+
+
+def test_the_dag_takes_its_bucket_default_from_the_environment():
+    script = (
+        "import os, sys; sys.path[:0] = [os.path.join(sys.argv[1], 'plugins'), sys.argv[1]];"
+        "from airflow.sdk.definitions.dag import DAG;"
+        "import runpy; ns = runpy.run_path(os.path.join(sys.argv[1], 'dags', 'symbl_video_pipeline.py'));"
+        "dags = [v for v in ns.values() if isinstance(v, DAG)];"
+        "print('BUCKET', dags[0].params['bucket'])"
+    )
+    env = {**__import__("os").environ, "SYMBL_PIPELINE_BUCKET": "bucket-from-dotenv"}
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(ROOT)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "BUCKET bucket-from-dotenv" in proc.stdout
+
+
+def test_seed_samples_runs_the_repo_script_baked_into_the_image(services):
+    seed = services["seed-samples"]
+    assert seed["entrypoint"] == ["python", "-m", "scripts.seed_samples"]
+    assert "http://minio:9000" in seed["command"]
+    env = _env(seed)
+    assert env["AWS_ACCESS_KEY_ID"] == "${MINIO_ROOT_USER:-minioadmin}"
+    assert env["AWS_SECRET_ACCESS_KEY"] == "${MINIO_ROOT_PASSWORD:-minioadmin}"
+    copies = re.findall(r"^COPY .*$", DOCKERFILE.read_text(), flags=re.MULTILINE)
+    assert any("scripts/seed_samples.py" in c and "scripts/demo.py" in c and "scripts/__init__.py" in c for c in copies)
