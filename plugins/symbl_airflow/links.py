@@ -48,11 +48,18 @@ def store_conversation_url(
 ) -> str | None:
     """Ask Symbl for the conversation's summary page and keep its URL for the extra link.
 
-    Call it as soon as the conversation id is known. A link is a convenience: a deployment without
-    the Experience API (``None``), or any error asking for it, is logged and never fails the task.
+    Call it as soon as the conversation id is known; calling it again in the same try (e.g. after a
+    deferral) reuses the stored URL instead of creating another experience. A link is a convenience:
+    a deployment without the Experience API (``None``), or any error asking for it, is logged and never
+    fails the task.
     """
     if not conversation_id:
         return None
+    ti = context.get("ti")
+    if ti is not None:
+        stored = ti.xcom_pull(task_ids=ti.task_id, key=SYMBL_CONVERSATION_URL_XCOM_KEY, map_indexes=ti.map_index)
+        if isinstance(stored, str) and stored:
+            return stored
     try:
         url = hook.get_experience_url(conversation_id, name=experience)
     except Exception as exc:
@@ -60,7 +67,6 @@ def store_conversation_url(
         return None
     if not url:
         return None
-    ti = context.get("ti")
     if ti is not None:
         ti.xcom_push(key=SYMBL_CONVERSATION_URL_XCOM_KEY, value=url)
     log.info("Symbl conversation %s: summary page %s", conversation_id, url)

@@ -75,7 +75,7 @@ def test_no_link_when_symbl_offers_no_experience_api(run_dag, clean_sandbox, con
 
 
 class _TI:
-    """What the OpenLineage listener hands the operator: only ``xcom_push`` is used by execute()."""
+    """The task instance execute() and the OpenLineage listener see: only XCom is used."""
 
     task_id = "insights"
     map_index = -1
@@ -85,6 +85,9 @@ class _TI:
 
     def xcom_push(self, key, value):
         self.pushed[key] = value
+
+    def xcom_pull(self, task_ids, key, map_indexes):
+        return self.pushed.get(key)
 
 
 def test_openlineage_via_the_providers_extractor(clean_sandbox, conversation, s3, bucket):
