@@ -1,0 +1,103 @@
+"""
+### Event-driven S3 -> Symbl pipeline: a video is in Symbl seconds after it lands
+
+The bucket sends `s3:ObjectCreated:*` notifications to an SQS queue; an `AssetWatcher` (common-messaging's
+`MessageQueueTrigger`, `sqs` scheme) in the triggerer turns them into events of the asset
+`symbl_video_uploads`, and every batch of events starts a run of this DAG. A run handles only the
+conversation folders its events name (one folder listing and one ledger read each): no scan of the
+prefix, so its cost follows the new uploads, not the bucket's history.
+
+Events only say where to look: each folder's **ledger** decides what is sent, so a duplicate,
+batched or out-of-order notification is harmless, and objects that are not parts (`_symbl.json`,
+insight files, other suffixes, other prefixes) are ignored. The per-conversation work is the same
+task group as `symbl_video_pipeline` (append in key order, each part after the previous job
+completed; wait, deferred; insights).
+
+Set `SYMBL_EVENTS_QUEUE_URL` (the SQS queue URL) where the DAG processor and the triggerer run;
+without it this DAG is not defined. Set the bucket's notification to that queue
+(`aws s3api put-bucket-notification-configuration`, events `s3:ObjectCreated:*`, prefix = `input_prefix`).
+A run that names more than `max_conversations` folders leaves the rest to the scheduled pipeline.
+
+Parsing this file does no network I/O.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG, Asset, AssetWatcher, task
+
+from symbl_airflow.pipeline import PipelineSettings, conversation_group, map_limit, pipeline_params
+
+SETTINGS = PipelineSettings()
+QUEUE_URL = os.environ.get("SYMBL_EVENTS_QUEUE_URL", "")
+#: Seconds the watcher waits between SQS receives when the queue was empty (a receive long-polls 1 s).
+EVENTS_POLL_SECONDS = int(os.environ.get("SYMBL_EVENTS_POLL_SECONDS", "5"))
+
+if QUEUE_URL:
+    from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
+
+    UPLOADS = Asset(
+        name="symbl_video_uploads",
+        watchers=[
+            AssetWatcher(
+                name="symbl_s3_notifications",
+                trigger=MessageQueueTrigger(
+                    scheme="sqs",
+                    sqs_queue=QUEUE_URL,
+                    aws_conn_id=SETTINGS.aws_conn_id,
+                    max_messages=10,
+                    wait_time_seconds=1,
+                    waiter_delay=EVENTS_POLL_SECONDS,
+                ),
+            )
+        ],
+    )
+
+    with DAG(
+        dag_id="symbl_video_events",
+        description="Append S3 video parts to Symbl as their upload notifications arrive",
+        schedule=[UPLOADS],
+        start_date=datetime(2024, 1, 1),
+        catchup=False,
+        render_template_as_native_obj=True,
+        default_args={"retries": 2, "retry_delay": timedelta(seconds=10)},
+        params=pipeline_params(SETTINGS),
+        tags=["symbl", "example", "events"],
+        doc_md=__doc__,
+    ) as dag:
+
+        @task
+        def conversations_from_events(triggering_asset_events=None, params=None) -> list[dict]:
+            """The folders this run's S3 notifications name, as work items (their ledgers decide)."""
+            import logging
+
+            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+            from symbl_airflow.discovery import from_events
+
+            log = logging.getLogger("airflow.task")
+            extras = [event.extra for events in (triggering_asset_events or {}).values() for event in events]
+            found, ignored = from_events(
+                S3Hook(aws_conn_id=SETTINGS.aws_conn_id),
+                extras,
+                params["bucket"],
+                params["input_prefix"],
+                params["output_prefix"],
+                limit=map_limit(params["max_conversations"]),
+            )
+            for bucket, key in ignored:
+                log.info("ignoring s3://%s/%s: not a part under %s", bucket, key, params["input_prefix"])
+            log.info(
+                "%d event(s) name %d conversation folder(s): %d with work, %d left to the scheduled pipeline; "
+                "S3 requests %s",
+                len(extras),
+                found.folders,
+                len(found.work),
+                len(found.deferred),
+                found.requests,
+            )
+            return found.work
+
+        conversation_group(SETTINGS).expand_kwargs(conversations_from_events())
