@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
-from tenacity import AsyncRetrying
 
 from symbl_airflow.errors import SymblConnectionError
 from symbl_airflow.hooks.base import SymblHookMixin
@@ -39,10 +38,16 @@ class SymblAsyncHook(SymblHookMixin, BaseHook):
 
     Methods also work outside ``async with`` (each call then opens and closes its own session).
     Same connection, retry policy and token cache as :class:`~symbl_airflow.hooks.SymblHook`.
+
+    :param shared_session: borrow the event loop's pooled session (at most
+        :data:`~symbl_airflow.polling.MAX_SOCKETS` sockets for every hook that does) instead of
+        opening one per ``async with``: what thousands of triggers in one triggerer need.
     """
 
-    def __init__(self, symbl_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
+    def __init__(self, symbl_conn_id: str = DEFAULT_CONN_ID, *, shared_session: bool = False, **kwargs: Any) -> None:
         super().__init__(symbl_conn_id, **kwargs)
+        self.shared_session = shared_session
+        self._pool_key: Any = None
         self._session: aiohttp.ClientSession | None = None
         self._depth = 0
         self._sleep = asyncio.sleep
@@ -59,7 +64,14 @@ class SymblAsyncHook(SymblHookMixin, BaseHook):
 
     async def __aenter__(self) -> SymblAsyncHook:
         if self._depth == 0:
-            self._session = await self._new_session()
+            if self.shared_session:
+                from symbl_airflow.polling import MAX_SOCKETS, SESSION_POOL
+
+                config = await self.aget_config()
+                self._pool_key = ("symbl", config.verify)  # TLS settings live on the connector
+                self._session = await SESSION_POOL.acquire(self._pool_key, lambda: self._new_session(MAX_SOCKETS))
+            else:
+                self._session = await self._new_session()
         self._depth += 1
         return self
 
@@ -67,9 +79,14 @@ class SymblAsyncHook(SymblHookMixin, BaseHook):
         self._depth -= 1
         if self._depth == 0 and self._session is not None:
             session, self._session = self._session, None
-            await session.close()
+            if self.shared_session:
+                from symbl_airflow.polling import SESSION_POOL
 
-    async def _new_session(self) -> aiohttp.ClientSession:
+                await SESSION_POOL.release(self._pool_key, session)
+            else:
+                await session.close()
+
+    async def _new_session(self, limit: int = 100) -> aiohttp.ClientSession:
         import aiohttp
 
         config = await self.aget_config()
@@ -80,7 +97,7 @@ class SymblAsyncHook(SymblHookMixin, BaseHook):
             import ssl as ssl_module
 
             ssl = ssl_module.create_default_context(cafile=config.verify)
-        connector = aiohttp.TCPConnector(ssl=ssl)
+        connector = aiohttp.TCPConnector(ssl=ssl, limit=limit)
         return aiohttp.ClientSession(
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"}, connector=connector
         )
@@ -119,17 +136,17 @@ class SymblAsyncHook(SymblHookMixin, BaseHook):
     ) -> tuple[int, str]:
         """One logical call under the retry policy (idempotent calls only): a 2xx ``(status, text)``."""
         config = await self.aget_config()
-        policy = self._retry_policy(config)
-        async for attempt in AsyncRetrying(**policy.tenacity_kwargs(call, log=self.log, sleep=self._sleep)):
-            with attempt:
-                return await self._attempt(session, call, attempt.retry_state.attempt_number, params, json_body)
-        raise AssertionError("unreachable: the retry policy raises when it gives up")  # pragma: no cover
+        return await self._retry_policy(config).arun(
+            call,
+            lambda number: self._attempt(session, config, call, number, params, json_body),
+            log=self.log,
+            sleep=self._sleep,
+        )
 
-    async def _attempt(self, session, call: Call, number: int, params, json_body) -> tuple[int, str]:
+    async def _attempt(self, session, config, call: Call, number: int, params, json_body) -> tuple[int, str]:
         """One attempt; a 401 gets one token refresh and one resend within it."""
         import aiohttp
 
-        config = await self.aget_config()
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=config.connect_timeout, sock_read=config.read_timeout(self._timeout)
         )

@@ -43,6 +43,9 @@ class SymblHookMixin:
         self._timeout = timeout
         self._backoff_base = backoff_base
         self._config: SymblConnectionConfig | None = None
+        self._policy: RetryPolicy | None = None
 
     def _retry_policy(self, config: SymblConnectionConfig) -> RetryPolicy:
-        return RetryPolicy.resolve(config, self._max_attempts, self._max_retry_seconds, self._backoff_base)
+        if self._policy is None:
+            self._policy = RetryPolicy.resolve(config, self._max_attempts, self._max_retry_seconds, self._backoff_base)
+        return self._policy

@@ -9,7 +9,6 @@ from urllib.parse import urlparse
 
 import requests
 from airflow.providers.http.hooks.http import HttpHook
-from tenacity import Retrying
 from urllib3.exceptions import ConnectTimeoutError
 
 from symbl_airflow.errors import SymblBodyLengthError, SymblConnectionError, SymblError
@@ -144,11 +143,12 @@ class SymblHook(SymblHookMixin, HttpHook):
         content_type: str | None = None,
     ) -> requests.Response:
         """One logical call under the retry policy: a 2xx response, or a ``SymblError``."""
-        retrying = Retrying(**self.retry_policy.tenacity_kwargs(call, log=self.log, sleep=self._sleep))
-        for attempt in retrying:
-            with attempt:
-                return self._attempt(call, attempt.retry_state.attempt_number, params, json_body, body, content_type)
-        raise AssertionError("unreachable: the retry policy raises when it gives up")  # pragma: no cover
+        return self.retry_policy.run(
+            call,
+            lambda number: self._attempt(call, number, params, json_body, body, content_type),
+            log=self.log,
+            sleep=self._sleep,
+        )
 
     def _attempt(self, call: Call, number: int, params, json_body, body, content_type) -> requests.Response:
         """One attempt; a 401 gets one token refresh and one resend within it."""
