@@ -26,7 +26,7 @@ BOX_HEADER_BYTES = 16
 MOOV_WINDOW_BYTES = 4096
 #: Top-level boxes walked at most (a fragmented MP4 has one moof/mdat pair per fragment; the facts
 #: needed are in the first few).
-MAX_TOP_LEVEL_BOXES = 256
+MAX_TOP_LEVEL_BOXES = 64
 #: Box types that may appear at the top level of an ISO-BMFF/MP4 file (ISO/IEC 14496-12 and common extensions).
 TOP_LEVEL_BOXES = frozenset(
     {"ftyp", "styp", "moov", "mdat", "free", "skip", "wide", "udta", "uuid", "meta", "moof", "mfra", "pdin",

@@ -113,3 +113,12 @@ def test_trailing_bytes_after_a_complete_file_are_ignored():
     for tail in (bytes(3 << 10), b"symbl-airflow benchmark padding " * 64):
         media, _ = probe(complete + tail)
         assert media.tracks == ("video", "audio")
+
+
+def test_fragmented_mp4_stops_after_a_bounded_walk():
+    from symbl_airflow.sources import MAX_TOP_LEVEL_BOXES
+
+    fragments = b"".join(box("moof", bytes(40)) + box("mdat", bytes(500)) for _ in range(500))
+    media, client = probe(FTYP + moov("vide", "soun") + fragments)
+    assert media.tracks == ("video", "audio")
+    assert len(client.ranges) <= MAX_TOP_LEVEL_BOXES + 2
