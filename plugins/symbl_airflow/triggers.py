@@ -1,8 +1,10 @@
 """``SymblJobTrigger``: wait for Symbl jobs in the triggerer and fire one event.
 
-Thousands of these may share one triggerer, so each run keeps one aiohttp session for its whole
-wait, reuses the process-wide token cache of :class:`~symbl_airflow.hooks.SymblAsyncHook`, sends one
-``GET /v1/job/{jobId}`` per *pending* job per interval and never blocks the event loop.
+Thousands of these may share one triggerer, so they all borrow one pooled aiohttp session per
+event loop (at most :data:`~symbl_airflow.polling.MAX_SOCKETS` sockets), reuse the process-wide
+token cache of :class:`~symbl_airflow.hooks.SymblAsyncHook`, and poll each job on its own plan
+(:class:`~symbl_airflow.polling.PollPlan`): when it should be done if its media length is known, else
+once per interval; they never block the event loop.
 
 Event (exactly one): ``{"status": "success" | "failed" | "timeout" | "error", "message": str,
 "job_ids": [...], "conversation_id": str | None, "statuses": {job_id: status}}`` plus
@@ -31,6 +33,7 @@ from symbl_airflow.errors import (
     SymblRateLimitError,
     SymblServerError,
 )
+from symbl_airflow.polling import PollPlan, clean_hints, rate_estimator
 
 if TYPE_CHECKING:
     from symbl_airflow.hooks import SymblAsyncHook, SymblJob
@@ -75,6 +78,13 @@ class SymblJobTrigger(BaseTrigger):
     :param conversation_id: only used in messages and the event.
     :param max_attempts: attempts per GET inside the hook, and consecutive failed polls before the
         trigger gives up with an ``error`` event.
+    :param media_seconds: ``{job_id: seconds of media}`` (e.g. from the MP4's ``mvhd``); with
+        ``submitted_at``, the job is first polled when it should be done, as learned from the jobs
+        this triggerer saw complete.
+    :param submitted_at: ``{job_id: epoch seconds}`` when Symbl accepted the job.
+    :param spread_first_poll: poll jobs without both hints first at a random point of the first
+        interval instead of at once (for a caller that just polled, and so that many waits started
+        together do not poll in bursts).
     """
 
     def __init__(
@@ -85,6 +95,9 @@ class SymblJobTrigger(BaseTrigger):
         end_time: float | None = None,
         conversation_id: str | None = None,
         max_attempts: int = 5,
+        media_seconds: dict[str, float] | None = None,
+        submitted_at: dict[str, float] | None = None,
+        spread_first_poll: bool = False,
     ) -> None:
         super().__init__()
         self.job_ids = normalize_job_ids(job_ids)
@@ -95,19 +108,27 @@ class SymblJobTrigger(BaseTrigger):
         self.end_time = float(end_time) if end_time is not None else None
         self.conversation_id = conversation_id
         self.max_attempts = max(1, int(max_attempts))
+        self.media_seconds = clean_hints(media_seconds, self.job_ids, "media_seconds")
+        self.submitted_at = clean_hints(submitted_at, self.job_ids, "submitted_at")
+        self.spread_first_poll = bool(spread_first_poll)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "job_ids": list(self.job_ids),
-                "symbl_conn_id": self.symbl_conn_id,
-                "poll_interval": self.poll_interval,
-                "end_time": self.end_time,
-                "conversation_id": self.conversation_id,
-                "max_attempts": self.max_attempts,
-            },
-        )
+        kwargs: dict[str, Any] = {
+            "job_ids": list(self.job_ids),
+            "symbl_conn_id": self.symbl_conn_id,
+            "poll_interval": self.poll_interval,
+            "end_time": self.end_time,
+            "conversation_id": self.conversation_id,
+            "max_attempts": self.max_attempts,
+        }
+        # Polling hints only when given, so triggers serialized before they existed compare equal.
+        if self.media_seconds:
+            kwargs["media_seconds"] = dict(self.media_seconds)
+        if self.submitted_at:
+            kwargs["submitted_at"] = dict(self.submitted_at)
+        if self.spread_first_poll:
+            kwargs["spread_first_poll"] = True
+        return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         # The session is closed before the event goes out, so nothing is left open if the
@@ -126,16 +147,38 @@ class SymblJobTrigger(BaseTrigger):
         statuses: dict[str, str] = {}
         pending = list(self.job_ids)
         failed_polls = 0
-        async with SymblAsyncHook(self.symbl_conn_id, max_attempts=self.max_attempts) as hook:
+        plan = PollPlan(
+            self.job_ids,
+            self.poll_interval,
+            rate_estimator(self.symbl_conn_id),
+            media_seconds=self.media_seconds,
+            submitted_at=self.submitted_at,
+            spread_first_poll=self.spread_first_poll,
+        )
+        async with SymblAsyncHook(self.symbl_conn_id, max_attempts=self.max_attempts, shared_session=True) as hook:
             semaphore = asyncio.Semaphore(MAX_CONCURRENT_REQUESTS)
-            loop = asyncio.get_running_loop()
+            # A sleep may end a hair before its time (timer resolution); the skew keeps what was
+            # planned for its end due, and keeps the trigger's clock from going back.
+            skew = 0.0
+            now = time.time()
+            delay = plan.delay(pending, now)
             while True:
-                poll_started = loop.time()
-                results = await self._poll(hook, pending, semaphore)
+                if self.end_time is not None:
+                    delay = min(delay, max(0.0, self.end_time - now))
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                    skew = max(skew, now + delay - time.time())
+                    now = time.time() + skew
+                # At the deadline every pending job gets a last look, due or not.
+                deadline_passed = self.end_time is not None and now >= self.end_time
+                due = list(pending) if deadline_passed else plan.due(pending, now)
+                results = await self._poll(hook, due, semaphore)
+                answered_at = time.time() + skew
                 transient: list[SymblError] = []
-                for job_id, result in zip(pending, results, strict=True):
+                for job_id, result in zip(due, results, strict=True):
                     if isinstance(result, SymblJob):
                         self._record(statuses, job_id, result.status)
+                        plan.answered(job_id, result.status, now, answered_at)
                     elif isinstance(result, SymblNotFoundError):
                         return self._error(
                             f"Symbl job {job_id} was not found{self._in_conversation()} ({_reason(result)}): "
@@ -172,7 +215,8 @@ class SymblJobTrigger(BaseTrigger):
                             f"last error: {_reason(transient[-1])}",
                             statuses,
                         )
-                    delay = self._backoff(failed_polls, transient)
+                    # The whole trigger backs off (Symbl may be overloaded); the failed jobs stay due.
+                    now, delay = answered_at, self._backoff(failed_polls, transient)
                     self.log.warning(
                         "Polling %d Symbl job(s) failed (%d/%d in a row): %s; next poll in %.1f s",
                         len(transient),
@@ -182,21 +226,17 @@ class SymblJobTrigger(BaseTrigger):
                         delay,
                     )
                 else:
-                    failed_polls = 0
-                    # A fixed cadence: the time a poll took (slow API, busy triggerer) is not added
-                    # to the interval, so lag stays within one poll_interval however long polls take.
-                    delay = max(0.0, self.poll_interval - (loop.time() - poll_started))
-                if self.end_time is not None:
-                    remaining = self.end_time - time.time()
-                    if remaining <= 0:
-                        waiting = ", ".join(f"{j} ({statuses.get(j, 'unknown')})" for j in pending)
-                        return self._event(
-                            "timeout",
-                            f"Symbl job(s){self._in_conversation()} not finished before the deadline: {waiting}",
-                            statuses,
-                        )
-                    delay = min(delay, remaining)
-                await asyncio.sleep(delay)
+                    if due:
+                        failed_polls = 0
+                    now = answered_at
+                    delay = plan.delay(pending, now)
+                if deadline_passed:
+                    waiting = ", ".join(f"{j} ({statuses.get(j, 'unknown')})" for j in pending)
+                    return self._event(
+                        "timeout",
+                        f"Symbl job(s){self._in_conversation()} not finished before the deadline: {waiting}",
+                        statuses,
+                    )
 
     async def _poll(
         self, hook: SymblAsyncHook, job_ids: list[str], semaphore: asyncio.Semaphore

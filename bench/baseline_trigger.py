@@ -1,0 +1,286 @@
+"""Frozen copy of ``plugins/symbl_airflow/triggers.py`` at e0ee1da (before the shared pool and
+expected-time polling of issue #14): the baseline ``bench/triggerer.py`` runs side by side with the
+current trigger. Do not edit: the comparison stays reproducible only while this stays as it was.
+
+Original docstring: ``SymblJobTrigger``: wait for Symbl jobs in the triggerer and fire one event.
+
+Thousands of these may share one triggerer, so each run keeps one aiohttp session for its whole
+wait, reuses the process-wide token cache of :class:`~symbl_airflow.hooks.SymblAsyncHook`, sends one
+``GET /v1/job/{jobId}`` per *pending* job per interval and never blocks the event loop.
+
+Event (exactly one): ``{"status": "success" | "failed" | "timeout" | "error", "message": str,
+"job_ids": [...], "conversation_id": str | None, "statuses": {job_id: status}}`` plus
+``"failed_job_id"`` when ``status == "failed"`` and ``"fatal": bool`` when ``status == "error"``
+(``True`` when no retry can help: wrong credentials, an unknown job). The message is complete: the
+task raises it as is (:func:`error_for_event`), it is not wrapped again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Iterable
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from symbl_airflow.errors import (
+    SymblConnectionError,
+    SymblError,
+    SymblJobFailedError,
+    SymblJobIdsError,
+    SymblNotFoundError,
+    SymblRateLimitError,
+    SymblServerError,
+)
+
+if TYPE_CHECKING:
+    from symbl_airflow.hooks import SymblAsyncHook, SymblJob
+
+#: Errors that may clear up on the next interval (the hook already retried within one call).
+TRANSIENT_ERRORS: tuple[type[SymblError], ...] = (SymblRateLimitError, SymblServerError, SymblConnectionError)
+#: At most this many job GETs of one trigger run in flight at once.
+MAX_CONCURRENT_REQUESTS = 8
+#: Ceiling of the backoff between polls after failed polls (unless poll_interval is longer).
+MAX_BACKOFF_SECONDS = 300.0
+
+
+def normalize_job_ids(job_ids: str | Iterable[str]) -> list[str]:
+    """One job id or several -> a list, order kept, duplicates dropped; ``SymblJobIdsError`` when unusable."""
+    values = [job_ids] if isinstance(job_ids, str) else job_ids
+    try:
+        items = list(values)
+    except TypeError:
+        raise SymblJobIdsError(
+            f"job_ids must be a Symbl job id (str) or a list of job ids, got {type(job_ids).__name__}"
+        ) from None
+    result: list[str] = []
+    for item in items:
+        if not isinstance(item, str) or not item.strip():
+            raise SymblJobIdsError(f"job_ids must contain non-empty strings only, got {str(item)[:100]!r}")
+        item = item.strip()
+        if item not in result:
+            result.append(item)
+    if not result:
+        raise SymblJobIdsError("job_ids is empty: pass at least one Symbl job id")
+    return result
+
+
+class SymblJobTrigger(BaseTrigger):
+    """
+    Poll Symbl jobs until all completed, one failed, ``end_time`` passed or polling keeps failing.
+
+    :param job_ids: one Symbl job id or a list of them (e.g. every append of one conversation).
+    :param symbl_conn_id: the Symbl Airflow connection.
+    :param poll_interval: seconds between polls.
+    :param end_time: absolute deadline in epoch seconds (survives a triggerer restart); ``None`` = none.
+    :param conversation_id: only used in messages and the event.
+    :param max_attempts: attempts per GET inside the hook, and consecutive failed polls before the
+        trigger gives up with an ``error`` event.
+    """
+
+    def __init__(
+        self,
+        job_ids: str | list[str],
+        symbl_conn_id: str = "symbl_default",
+        poll_interval: float = 10.0,
+        end_time: float | None = None,
+        conversation_id: str | None = None,
+        max_attempts: int = 5,
+    ) -> None:
+        super().__init__()
+        self.job_ids = normalize_job_ids(job_ids)
+        self.symbl_conn_id = symbl_conn_id
+        self.poll_interval = float(poll_interval)
+        if self.poll_interval < 0:
+            raise ValueError(f"poll_interval must be >= 0, got {poll_interval!r}")
+        self.end_time = float(end_time) if end_time is not None else None
+        self.conversation_id = conversation_id
+        self.max_attempts = max(1, int(max_attempts))
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "job_ids": list(self.job_ids),
+                "symbl_conn_id": self.symbl_conn_id,
+                "poll_interval": self.poll_interval,
+                "end_time": self.end_time,
+                "conversation_id": self.conversation_id,
+                "max_attempts": self.max_attempts,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        # The session is closed before the event goes out, so nothing is left open if the
+        # triggerer drops the generator right after the yield.
+        try:
+            event = await self._wait()
+        except Exception as exc:  # CancelledError is a BaseException and propagates
+            event = self._error(f"Waiting for {self._describe_jobs()} failed: {_reason(exc)}", {}, exc)
+        yield TriggerEvent(event)
+
+    # ------------------------------------------------------------------ internals
+    async def _wait(self) -> dict[str, Any]:
+        # Imported here so that DAG files importing the sensor do not pay for the HTTP stack.
+        from symbl_airflow.hooks import SymblAsyncHook, SymblJob
+
+        statuses: dict[str, str] = {}
+        pending = list(self.job_ids)
+        failed_polls = 0
+        async with SymblAsyncHook(self.symbl_conn_id, max_attempts=self.max_attempts) as hook:
+            semaphore = asyncio.Semaphore(MAX_CONCURRENT_REQUESTS)
+            loop = asyncio.get_running_loop()
+            while True:
+                poll_started = loop.time()
+                results = await self._poll(hook, pending, semaphore)
+                transient: list[SymblError] = []
+                for job_id, result in zip(pending, results, strict=True):
+                    if isinstance(result, SymblJob):
+                        self._record(statuses, job_id, result.status)
+                    elif isinstance(result, SymblNotFoundError):
+                        return self._error(
+                            f"Symbl job {job_id} was not found{self._in_conversation()} ({_reason(result)}): "
+                            "check the job id (it comes from the submission's jobId)",
+                            statuses,
+                            result,
+                        )
+                    elif isinstance(result, TRANSIENT_ERRORS):
+                        transient.append(result)
+                    else:
+                        return self._error(
+                            f"Polling Symbl job {job_id}{self._in_conversation()} failed: {_reason(result)}",
+                            statuses,
+                            result,
+                        )
+                for job_id in self.job_ids:
+                    if statuses.get(job_id) == "failed":
+                        return {
+                            **self._event("failed", f"Symbl job {job_id}{self._in_conversation()} failed", statuses),
+                            "failed_job_id": job_id,
+                        }
+                pending = [job_id for job_id in pending if statuses.get(job_id) != "completed"]
+                if not pending:
+                    return self._event(
+                        "success",
+                        f"All {len(self.job_ids)} Symbl job(s){self._in_conversation()} completed",
+                        statuses,
+                    )
+                if transient:
+                    failed_polls += 1
+                    if failed_polls >= self.max_attempts:
+                        return self._error(
+                            f"Polling {self._describe_jobs()} failed {failed_polls} time(s) in a row; "
+                            f"last error: {_reason(transient[-1])}",
+                            statuses,
+                        )
+                    delay = self._backoff(failed_polls, transient)
+                    self.log.warning(
+                        "Polling %d Symbl job(s) failed (%d/%d in a row): %s; next poll in %.1f s",
+                        len(transient),
+                        failed_polls,
+                        self.max_attempts,
+                        transient[-1],
+                        delay,
+                    )
+                else:
+                    failed_polls = 0
+                    # A fixed cadence: the time a poll took (slow API, busy triggerer) is not added
+                    # to the interval, so lag stays within one poll_interval however long polls take.
+                    delay = max(0.0, self.poll_interval - (loop.time() - poll_started))
+                if self.end_time is not None:
+                    remaining = self.end_time - time.time()
+                    if remaining <= 0:
+                        waiting = ", ".join(f"{j} ({statuses.get(j, 'unknown')})" for j in pending)
+                        return self._event(
+                            "timeout",
+                            f"Symbl job(s){self._in_conversation()} not finished before the deadline: {waiting}",
+                            statuses,
+                        )
+                    delay = min(delay, remaining)
+                await asyncio.sleep(delay)
+
+    async def _poll(
+        self, hook: SymblAsyncHook, job_ids: list[str], semaphore: asyncio.Semaphore
+    ) -> list[SymblJob | BaseException]:
+        async def one(job_id: str) -> SymblJob:
+            async with semaphore:
+                return await hook.get_job(job_id)
+
+        results = await asyncio.gather(*(one(job_id) for job_id in job_ids), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, Exception):
+                raise result  # a cancelled GET must not be mistaken for a failed poll
+        return results
+
+    def _record(self, statuses: dict[str, str], job_id: str, status: str) -> None:
+        previous = statuses.get(job_id)
+        if previous != status:
+            statuses[job_id] = status
+            self.log.info(
+                "Symbl job %s%s: %s -> %s", job_id, self._in_conversation(), previous or "(first poll)", status
+            )
+
+    def _backoff(self, failed_polls: int, errors: list[SymblError]) -> float:
+        """Exponential from ``poll_interval`` with jitter, so many triggers do not retry in lockstep."""
+        ceiling = max(self.poll_interval, MAX_BACKOFF_SECONDS)
+        delay = min(ceiling, max(self.poll_interval, 1.0) * 2 ** (failed_polls - 1))
+        delay = delay / 2 + random.uniform(0, delay / 2)
+        retry_after = max(
+            (e.retry_after for e in errors if isinstance(e, SymblRateLimitError) and e.retry_after), default=0.0
+        )
+        return max(delay, min(retry_after, ceiling))
+
+    def _in_conversation(self) -> str:
+        return f" of conversation {self.conversation_id}" if self.conversation_id else ""
+
+    def _describe_jobs(self) -> str:
+        return f"Symbl job(s) {', '.join(self.job_ids)}{self._in_conversation()}"
+
+    def _error(self, message: str, statuses: dict[str, str], exc: BaseException | None = None) -> dict[str, Any]:
+        fatal = isinstance(exc, (AirflowFailException, SymblNotFoundError))
+        return {**self._event("error", message, statuses), "fatal": fatal}
+
+    def _event(self, status: str, message: str, statuses: dict[str, str]) -> dict[str, Any]:
+        return {
+            "status": status,
+            "message": message,
+            "job_ids": list(self.job_ids),
+            "conversation_id": self.conversation_id,
+            "statuses": {job_id: statuses[job_id] for job_id in self.job_ids if job_id in statuses},
+        }
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong, without the call details a message around it already gives."""
+    if isinstance(exc, SymblError) and (exc.method or exc.endpoint):
+        outcome = f"HTTP {exc.status}" if exc.status is not None else "no response"
+        return f"{exc.method} {exc.endpoint}: {outcome}: {exc.message}" if exc.message else outcome
+    return str(exc) or type(exc).__name__
+
+
+def job_failed_error(job_id: str, conversation_id: str | None = None, source: str | None = None) -> SymblJobFailedError:
+    """A failed Symbl job, naming the video it came from when known: a retry cannot change it."""
+    video = f" (video {source})" if source else ""
+    return SymblJobFailedError(
+        f"Symbl job {job_id} failed{video}: Symbl could not process this media, and sending it again "
+        "would fail the same way; check that the file plays and has a speech track",
+        job_id=job_id,
+        conversation_id=conversation_id,
+    )
+
+
+def error_for_event(event: dict[str, Any], sources: dict[str, str] | None = None) -> AirflowException:
+    """The exception a task raises for a non-success event of :class:`SymblJobTrigger`.
+
+    The trigger's message is used as is (never wrapped again). A failed job and a fatal error are
+    ``AirflowFailException`` s; an error that may clear up (Symbl unreachable) stays retryable.
+    """
+    status = event.get("status")
+    if status == "failed":
+        job_id = str(event.get("failed_job_id") or ", ".join(event.get("job_ids") or []))
+        return job_failed_error(job_id, event.get("conversation_id"), (sources or {}).get(job_id))
+    message = str(event.get("message") or f"waiting for Symbl jobs ended with {status!r}")
+    return AirflowFailException(message) if event.get("fatal") else AirflowException(message)
