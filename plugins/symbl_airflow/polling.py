@@ -274,3 +274,45 @@ class PollPlan:
         before = self._completed_at.get(self.order[index - 1])
         submitted = self.jobs[job_id].submitted_at
         return before is not None and submitted is not None and before <= submitted
+
+
+def expected_unfinished(
+    job_ids: Iterable[str],
+    estimator: RateEstimator,
+    media_seconds: Mapping[str, float] | None,
+    submitted_at: Mapping[str, float] | None,
+    now: float | None = None,
+) -> bool:
+    """Whether some job should still be running (so checking now would most likely cost a GET for nothing)."""
+    now = time.time() if now is None else now
+    media_seconds, submitted_at = media_seconds or {}, submitted_at or {}
+    return any(
+        media_seconds.get(job_id)
+        and job_id in submitted_at
+        and submitted_at[job_id] + estimator.expected_seconds(media_seconds[job_id]) > now
+        for job_id in job_ids
+    )
+
+
+def aligned_hints(results: Iterable[Mapping[str, Any]]) -> tuple[dict[str, float], dict[str, float]]:
+    """``(media_seconds, submitted_at)`` by job id from append results carrying ``media_seconds`` and
+    ``accepted_at`` lists aligned with their ``job_ids``; misaligned or non-numeric values are skipped."""
+    media: dict[str, float] = {}
+    accepted: dict[str, float] = {}
+    for result in results:
+        ids = result.get("job_ids")
+        if not isinstance(ids, (list, tuple)):
+            continue
+        for key, found in (("media_seconds", media), ("accepted_at", accepted)):
+            values = result.get(key)
+            if not isinstance(values, (list, tuple)) or len(values) != len(ids):
+                continue
+            for job_id, value in zip(ids, values, strict=True):
+                if (
+                    isinstance(value, (int, float))
+                    and not isinstance(value, bool)
+                    and math.isfinite(value)
+                    and value >= 0
+                ):
+                    found[str(job_id)] = float(value)
+    return media, accepted

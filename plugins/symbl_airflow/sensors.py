@@ -58,6 +58,13 @@ def job_sources(job_ids: Any) -> dict[str, str]:
     return found
 
 
+def job_hints(job_ids: Any) -> tuple[dict[str, float], dict[str, float]]:
+    """``(media_seconds, accepted_at)`` by job id, from append results that carry them (polling hints)."""
+    from symbl_airflow.polling import aligned_hints
+
+    return aligned_hints(item for item in _items(job_ids) if isinstance(item, Mapping))
+
+
 def resolve_job_ids(job_ids: Any, conversation_id: str | None = None) -> tuple[list[str], str | None]:
     """Turn what users pass as ``job_ids`` into ``(job ids, conversation id)``.
 
@@ -179,7 +186,15 @@ class SymblJobSensor(BaseSensorOperator):
         if not self.deferrable:
             super().execute(context)
             return job_ids
-        if self.poke(context):
+        from symbl_airflow.polling import expected_unfinished, rate_estimator
+
+        # With media lengths from the append results, a job that cannot be done yet is not polled
+        # here: the trigger polls it when it should be done.
+        media_seconds, accepted_at = job_hints(self.job_ids)
+        estimator = rate_estimator(self.symbl_conn_id)
+        if expected_unfinished(job_ids, estimator, media_seconds, accepted_at):
+            self.log.info("Symbl job(s)%s still expected to run: deferring", self._where(conversation_id))
+        elif self.poke(context):
             self.log.info("All %d Symbl job(s)%s completed", len(job_ids), self._where(conversation_id))
             return job_ids
         self.defer(
@@ -189,6 +204,9 @@ class SymblJobSensor(BaseSensorOperator):
                 poll_interval=self.poke_interval,
                 end_time=time.time() + self.timeout,
                 conversation_id=conversation_id,
+                media_seconds=media_seconds or None,
+                submitted_at=accepted_at or None,
+                spread_first_poll=True,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),
