@@ -27,6 +27,7 @@ from scripts.local_stack import ROOT, S3Server, SandboxServer, free_port, start_
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 REDIS = ("127.0.0.1", 6379)
 DAG_ID = "symbl_video_pipeline"
+EVENTS_DAG_ID = "symbl_video_events"
 APP_ID = "e2e-app-id"
 TERMINAL_RUN_STATES = ("success", "failed")
 JWT_RE = re.compile(rb"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
@@ -119,6 +120,13 @@ class AirflowCluster:
         self.redis_db = _pick_redis_db()
         self.fernet_key = Fernet.generate_key().decode()
         self.s3 = start_s3(self.workdir / "s3")
+        # The event path: S3 notifications -> moto's SQS -> the AssetWatcher of symbl_video_events.
+        self.events_bucket = "e2e-events"
+        sqs = self.sqs_client()
+        self.events_queue_url = sqs.create_queue(QueueName="symbl-uploads")["QueueUrl"]
+        self.events_queue_arn = sqs.get_queue_attributes(QueueUrl=self.events_queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
         self.restart_sandbox()
         db_url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{self.db_name}"
         base = {
@@ -162,6 +170,9 @@ class AirflowCluster:
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": "us-east-1",
             "SYMBL_PIPELINE_POLL_INTERVAL": "1",
+            "SYMBL_PIPELINE_BUCKET": self.events_bucket,
+            "SYMBL_EVENTS_QUEUE_URL": self.events_queue_url,
+            "SYMBL_EVENTS_POLL_SECONDS": "1",
             "SYMBL_PIPELINE_INSIGHTS_URI": "s3://symbl-e2e/insights/",
         }
         self.airflow("db", "migrate", timeout=600)
@@ -184,6 +195,31 @@ class AirflowCluster:
         for worker in ("worker-w1", "worker-w2"):
             self.wait_worker_ready(worker)
         self.api("PATCH", f"/api/v2/dags/{DAG_ID}", json={"is_paused": False})
+        self.wait_until(lambda: self._get_ok(f"/api/v2/dags/{EVENTS_DAG_ID}"), 180, f"DAG {EVENTS_DAG_ID} parsed")
+        self.api("PATCH", f"/api/v2/dags/{EVENTS_DAG_ID}", json={"is_paused": False})
+
+    def sqs_client(self):
+        import boto3
+
+        return boto3.client(
+            "sqs",
+            endpoint_url=self.s3.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def enable_notifications(self, bucket: str) -> None:
+        """S3 sends ObjectCreated notifications of ``bucket`` to the events queue (as a bucket owner would)."""
+        self.s3.client().put_bucket_notification_configuration(
+            Bucket=bucket,
+            NotificationConfiguration={
+                "QueueConfigurations": [{"QueueArn": self.events_queue_arn, "Events": ["s3:ObjectCreated:*"]}]
+            },
+        )
+
+    def dag_runs(self, dag_id: str) -> list[dict]:
+        return self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100})["dag_runs"]
 
     def stop(self) -> None:
         for name in reversed(list(self.components)):

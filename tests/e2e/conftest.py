@@ -44,13 +44,14 @@ def airflow_cluster():
 class Scenario:
     """One test's input: a fresh bucket, conversations of captioned parts, and the checks on the outcome."""
 
-    def __init__(self, cluster: AirflowCluster, mp4_dir: Path):
+    def __init__(self, cluster: AirflowCluster, mp4_dir: Path, bucket: str | None = None):
         self.cluster = cluster
-        self.bucket = f"e2e-{uuid.uuid4().hex[:10]}"
+        self.bucket = bucket or f"e2e-{uuid.uuid4().hex[:10]}"
         self.mp4_dir = mp4_dir
         self.parts: dict[str, list[dict]] = {}
         self.s3 = cluster.s3.client()
-        self.s3.create_bucket(Bucket=self.bucket)
+        if bucket is None or bucket not in {b["Name"] for b in self.s3.list_buckets()["Buckets"]}:
+            self.s3.create_bucket(Bucket=self.bucket)
 
     def add(self, key: str, n_parts: int, *, pad_mib: float = 0, cues_per_part: int = 2, seconds: float = 1.0):
         """Upload ``n_parts`` captioned MP4s as videos/<key>/part-NNN.mp4; every part has unique text."""

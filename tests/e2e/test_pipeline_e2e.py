@@ -372,6 +372,75 @@ def test_two_writers_dags_test_beside_a_scheduled_run(airflow_cluster, scenario)
     assert len(posts) == 2, posts  # one conversation per folder, never two
 
 
+@pytest.mark.timeout(900)
+def test_event_path_a_dropped_part_reaches_symbl_with_no_run_started_by_hand(airflow_cluster, tmp_path):
+    """S3 notification -> SQS -> AssetWatcher (triggerer) -> symbl_video_events run -> the part in Symbl.
+
+    Batched and duplicate notifications are harmless: the ledger decides what is sent.
+    """
+    from tests.e2e.cluster import EVENTS_DAG_ID
+    from tests.e2e.conftest import Scenario
+
+    cluster = airflow_cluster
+    sandbox = cluster.restart_sandbox()
+    scenario = Scenario(cluster, tmp_path, bucket=cluster.events_bucket)
+    cluster.enable_notifications(scenario.bucket)
+    runs_before = {r["dag_run_id"] for r in cluster.dag_runs(EVENTS_DAG_ID)}
+
+    def accepted() -> int:
+        shas = {p["sha256"] for parts in scenario.parts.values() for p in parts}
+        return sum(1 for e in sandbox.ledger() if e["sha256"] in shas)
+
+    def new_runs() -> list[dict]:
+        return [r for r in cluster.dag_runs(EVENTS_DAG_ID) if r["dag_run_id"] not in runs_before]
+
+    def settled() -> bool:
+        runs = new_runs()
+        return bool(runs) and all(r["state"] in ("success", "failed") for r in runs)
+
+    dropped = time.monotonic()
+    scenario.add("ev-one", 2)
+    scenario.add("ev-two", 1)
+    cluster.wait_until(lambda: accepted() == 3, 300, "3 parts accepted through events")
+    first_latency = time.monotonic() - dropped
+    cluster.wait_until(settled, 300, "event runs finished")
+    runs = new_runs()
+    FIGURES["event path"] = {
+        "drop-to-3-accepted s": round(first_latency, 1),
+        "runs": len(runs),
+        "run types": sorted({r["run_type"] for r in runs}),
+    }
+    print(f"\nevent path: {FIGURES['event path']}")
+    assert all(r["run_type"] == "asset_triggered" and r["state"] == "success" for r in runs), runs
+    for key in scenario.parts:
+        figures = scenario.figures(key)
+        assert (figures["duplicates"], figures["order_violations"], figures["lost"]) == (0, 0, 0), figures
+
+    # A duplicate notification (same bytes re-written) starts a run that sends nothing.
+    before, runs_before = len(sandbox.ledger()), {r["dag_run_id"] for r in cluster.dag_runs(EVENTS_DAG_ID)}
+    key = scenario.parts["ev-two"][0]["key"]
+    scenario.s3.copy_object(
+        Bucket=scenario.bucket,
+        Key=key,
+        CopySource={"Bucket": scenario.bucket, "Key": key},
+        MetadataDirective="REPLACE",
+        Metadata={"touched": "1"},
+    )
+    cluster.wait_until(settled, 300, "the duplicate's run finished")
+    assert len(sandbox.ledger()) == before
+
+    # A new part lands: appended (PUT) to its conversation, in order.
+    runs_before = {r["dag_run_id"] for r in cluster.dag_runs(EVENTS_DAG_ID)}
+    scenario.add("ev-two", 1)
+    cluster.wait_until(lambda: accepted() == 4, 300, "the new part accepted through events")
+    cluster.wait_until(settled, 300, "its run finished")
+    for key in scenario.parts:
+        figures = scenario.figures(key)
+        FIGURES[f"event path/{key}"] = {k: figures[k] for k in ("duplicates", "order_violations", "lost")}
+        assert (figures["duplicates"], figures["order_violations"], figures["lost"]) == (0, 0, 0), figures
+        assert figures["conversations"] == 1
+
+
 @pytest.mark.timeout(600)
 def test_no_secret_in_logs_xcom_rendered_fields_or_triggers(airflow_cluster):
     """Runs last: the App Secret and every sandbox-issued token appear nowhere Airflow stored things."""
