@@ -1,14 +1,25 @@
-"""Render benchmark results into docs/benchmarks.md and docs/benchmarks.png, and judge the targets."""
+"""Render benchmark results into docs/benchmarks.md and docs/benchmarks.png, and judge the targets.
+
+The plot is matplotlib's (a dev/bench dependency; the plugin never imports it).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from bench.common import MiB
-from bench.png import Canvas, bar_chart
 
-COLORS = {"raw": (70, 90, 200), "operator": (0, 150, 80), "seed": (210, 120, 0)}
+COLORS = {
+    "raw": "#4659c8",
+    "operator": "#009650",
+    "seed": "#d27800",
+    "socket": "#555555",
+    "plugin": "#009650",
+    "previous": "#9b59b6",
+}
 RSS_TARGET = 64 * MiB
+#: Same run, paired by repeat: the new code path against the previous one.
+REGRESSION_FLOOR = 0.95
 PARSE_TARGET = 0.3
 CPU_TARGET = 0.15
 
@@ -22,9 +33,42 @@ def _ok(flag: bool) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ verdicts
-def targets(results: dict) -> list[tuple[str, str, str, bool]]:
-    """(benchmark, target, measured, met) for every target of issue #9 that was measured."""
+def _ratio(spread: dict) -> str:
+    return f"{spread['median']:.2f}x ({spread['min']:.2f}-{spread['max']:.2f})"
+
+
+def targets(results: dict, benchmarks: dict | None = None) -> list[tuple[str, str, str, bool]]:
+    """(benchmark, target, measured, met) for every target that was measured."""
     rows = []
+    # Judged at the largest size: the smaller ones take tens of ms, where scheduling noise dominates.
+    for row in ((results.get("isolated") or {}).get("summary") or [])[-1:]:
+        size = f"{row['size_mib']} MiB"
+        rows.append(
+            (
+                "upload (isolated)",
+                f"plugin / plain socket copy >= 0.9x at {size} (paired median, min-max)",
+                _ratio(row["plugin_vs_socket"]),
+                row["plugin_vs_socket"]["median"] >= 0.9,
+            )
+        )
+        rows.append(
+            (
+                "upload (isolated)",
+                f"no regression: plugin / previous hook >= {REGRESSION_FLOOR} at {size}",
+                _ratio(row["plugin_vs_previous"]),
+                row["plugin_vs_previous"]["median"] >= REGRESSION_FLOOR,
+            )
+        )
+    pairs = results.get("hooks")
+    if pairs:
+        rows.append(
+            (
+                "trigger path",
+                f"no regression: CPU per job GET, previous / current hook >= {REGRESSION_FLOOR}",
+                _ratio(pairs["speed_ratio"]),
+                pairs["speed_ratio"]["median"] >= REGRESSION_FLOOR,
+            )
+        )
     up = results.get("upload", {}).get("summary") or []
     if up:
         largest, smallest = up[-1], up[0]
@@ -99,71 +143,140 @@ def targets(results: dict) -> list[tuple[str, str, str, bool]]:
             )
         attempts = sum(row["network_attempts"] for row in parse["dags"])
         rows.append(("DAG parse", "no network calls while parsing", f"{attempts} attempts", attempts == 0))
+    for name, (_, module) in (benchmarks or {}).items():
+        extra = getattr(module, "targets", None)
+        if name in results and extra is not None and module.__name__ not in _BUILTIN:
+            rows.extend(extra(results[name]))
     return rows
 
 
-def verdicts(results: dict) -> list[str]:
+#: Modules whose sections and targets this file renders itself.
+_BUILTIN = {"bench.parse", "bench.trigger", "bench.isolated", "bench.upload"}
+
+
+def verdicts(results: dict, benchmarks: dict | None = None) -> list[str]:
     return [
         f"[{'met' if ok else 'MISSED'}] {bench}: {target}: {measured}"
-        for bench, target, measured, ok in targets(results)
+        for bench, target, measured, ok in targets(results, benchmarks)
     ]
 
 
 # ------------------------------------------------------------------------------------------------ plot
+def _whiskers(spreads: list[dict], scale: float = 1.0) -> tuple[list[float], list[list[float]]]:
+    """Medians and matplotlib ``yerr`` (distance to min and max) from ``{"median", "min", "max"}`` dicts."""
+    mid = [s["median"] / scale for s in spreads]
+    low = [max(0.0, (s["median"] - s["min"]) / scale) for s in spreads]
+    high = [max(0.0, (s["max"] - s["median"]) / scale) for s in spreads]
+    return mid, [low, high]
+
+
+def _runs_spread(runs: list[dict], key: str, scale: float = 1.0) -> dict:
+    values = [r[key] / scale for r in runs]
+    from bench.common import median
+
+    return {"median": median(values), "min": min(values), "max": max(values)}
+
+
+def _emulator_series(results: dict, key: str, scale: float) -> dict[str, tuple[list[int], list[dict]]]:
+    runs = (results.get("upload") or {}).get("runs") or []
+    series: dict[str, tuple[list[int], list[dict]]] = {}
+    for variant in ("raw", "operator", "seed"):
+        sizes = sorted({r["size_mib"] for r in runs if r["variant"] == variant})
+        spreads = [
+            _runs_spread([r for r in runs if r["variant"] == variant and r["size_mib"] == size], key, scale)
+            for size in sizes
+        ]
+        if sizes:
+            series[variant] = (sizes, spreads)
+    return series
+
+
+def _isolated_series(results: dict, metric: str, scale: float = 1.0) -> dict[str, tuple[list[int], list[dict]]]:
+    rows = (results.get("isolated") or {}).get("summary") or []
+    series = {}
+    for variant in ("socket", "plugin", "previous"):
+        sizes = [r["size_mib"] for r in rows]
+        spreads = [{k: v / scale for k, v in r[variant][metric].items()} for r in rows]
+        if sizes:
+            series[variant] = (sizes, spreads)
+    return series
+
+
+def _line(ax, sizes, spreads, label, color, style="-", marker="o") -> None:
+    mid, err = _whiskers(spreads)
+    ax.errorbar(sizes, mid, yerr=err, label=label, color=color, linestyle=style, marker=marker, capsize=3, ms=4)
+
+
 def plot(results: dict, path: Path) -> None:
-    up = results.get("upload", {}).get("summary") or []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9.5))
+    (rss_ax, tput_ax), (trig_ax, parse_ax) = axes
+
+    # 1. extra RSS of the uploader: spans KiB..GiB, so both axes are logarithmic.
+    for variant, (sizes, spreads) in _emulator_series(results, "extra_rss", MiB).items():
+        _line(rss_ax, sizes, spreads, f"{variant} (with the local emulators)", COLORS[variant], "--", "s")
+    for variant, (sizes, spreads) in _isolated_series(results, "extra_rss", MiB).items():
+        _line(rss_ax, sizes, spreads, f"{variant} (isolated)", COLORS[variant])
+    rss_ax.axhline(RSS_TARGET / MiB, color="red", linewidth=1, linestyle=":", label="target 64 MiB")
+    rss_ax.set(xscale="log", yscale="log", xlabel="object size (MiB)", ylabel="extra RSS during the upload (MiB)")
+    rss_ax.set_title("Upload: memory of the uploading process")
+
+    # 2. throughput: isolated path (the plugin) and, dashed, through the emulators.
+    for variant, (sizes, spreads) in _isolated_series(results, "mib_s").items():
+        _line(tput_ax, sizes, spreads, f"{variant} (isolated)", COLORS[variant])
+    for variant, (sizes, spreads) in _emulator_series(results, "mib_s", 1.0).items():
+        if variant != "seed":
+            _line(tput_ax, sizes, spreads, f"{variant} (with the local emulators)", COLORS[variant], "--", "s")
+    tput_ax.set(xscale="log", xlabel="object size (MiB)", ylabel="throughput (MiB/s)", ylim=(0, None))
+    tput_ax.set_title("Upload: throughput (median, min-max whiskers)")
+
+    # 3. triggers: lag percentiles (s) and CPU share (%).
     trig = results.get("trigger") or []
-    parse = results.get("parse")
-    canvas = Canvas(1200, 760)
-    if up:
-        groups = [f"{r['size_mib']} MIB" for r in up]
-        series = [(v, COLORS[v], [r[v]["extra_rss"] / MiB for r in up]) for v in ("raw", "operator", "seed")]
-        bar_chart(
-            canvas,
-            (20, 10, 570, 360),
-            "UPLOAD: EXTRA RSS OF THE UPLOADER",
-            groups,
-            series,
-            unit="MIB",
-            target=64,
-            target_label="TARGET 64 MIB",
-        )
-        series = [(v, COLORS[v], [r[v]["mib_s"] for r in up]) for v in ("raw", "operator", "seed")]
-        bar_chart(canvas, (620, 10, 560, 360), "UPLOAD: THROUGHPUT (MEDIAN)", groups, series, unit="MIB/S")
     if trig:
-        groups = ["ALL AT ONCE" if not r["spread_s"] else f"SPREAD {r['spread_s']:g} S" for r in trig]
-        series = [
-            ("LAG P50", (120, 120, 220), [r["lag_p50"] for r in trig]),
-            ("LAG P99", (40, 40, 160), [r["lag_p99"] for r in trig]),
-            ("CPU % OF A CORE", (0, 150, 80), [r["cpu_share"] * 100 for r in trig]),
-        ]
+        labels = ["all at once" if not r["spread_s"] else f"spread over {r['spread_s']:g} s" for r in trig]
+        x = range(len(trig))
+        width = 0.27
+        trig_ax.bar([i - width for i in x], [r["lag_p50"] for r in trig], width, label="lag p50 (s)", color="#7f8fd8")
+        trig_ax.bar(list(x), [r["lag_p99"] for r in trig], width, label="lag p99 (s)", color="#283593")
         limit = trig[0]["poll_interval"] + 1
-        bar_chart(
-            canvas,
-            (20, 390, 570, 360),
-            f"{trig[0]['triggers']} TRIGGERS: LAG (S), CPU (%)",
-            groups,
-            series,
-            target=limit,
-            target_label=f"LAG TARGET {limit:g} S",
-        )
+        trig_ax.axhline(limit, color="red", linewidth=1, linestyle=":", label=f"lag target {limit:g} s")
+        trig_ax.set(ylabel="lag after the job completed (s)", xticks=list(x), xticklabels=labels)
+        cpu_ax = trig_ax.twinx()
+        cpu_ax.bar([i + width for i in x], [r["cpu_share"] * 100 for r in trig], width, color="#009650")
+        cpu_ax.set(ylabel="CPU (% of one core)", ylim=(0, max(20.0, max(r["cpu_share"] * 100 for r in trig) * 1.2)))
+        cpu_ax.bar([], [], color="#009650", label="CPU % of one core")
+        handles = trig_ax.get_legend_handles_labels()
+        extra = cpu_ax.get_legend_handles_labels()
+        trig_ax.legend(handles[0] + extra[0], handles[1] + extra[1], fontsize=8, loc="upper left")
+        trig_ax.set_title(f"{trig[0]['triggers']} triggers in one process (poll {trig[0]['poll_interval']:g} s)")
+
+    # 4. DAG parse: import time over airflow.sdk, min-max whiskers over the fresh processes.
+    parse = results.get("parse")
     if parse:
-        groups = [
-            row["file"].split("/")[-1].removesuffix(".py").replace("symbl_", "")
-            + (" (NO S3 URI)" if row.get("what_if") else "")
-            for row in parse["dags"]
+        rows = parse["dags"]
+        labels = [
+            row["file"].split("/")[-1].removesuffix(".py") + (" (what-if)" if row.get("what_if") else "")
+            for row in rows
         ]
-        series = [("+S OVER AIRFLOW.SDK", (210, 120, 0), [row["dag_s"] for row in parse["dags"]])]
-        bar_chart(
-            canvas,
-            (620, 390, 560, 360),
-            "DAG PARSE: IMPORT TIME (S)",
-            groups,
-            series,
-            target=PARSE_TARGET,
-            target_label="TARGET 0.3 S",
-        )
-    path.write_bytes(canvas.png())
+        mid, err = _whiskers([{"median": r["dag_s"], "min": r["dag_s_min"], "max": r["dag_s_max"]} for r in rows])
+        parse_ax.bar(labels, mid, yerr=err, capsize=4, color="#d27800")
+        parse_ax.axhline(PARSE_TARGET, color="red", linewidth=1, linestyle=":", label=f"target {PARSE_TARGET} s")
+        parse_ax.set(ylabel="import time over bare airflow.sdk (s)")
+        parse_ax.set_title(f"DAG parse (median of {parse['repeat']} fresh processes)")
+        parse_ax.tick_params(axis="x", labelsize=8)
+        parse_ax.legend(fontsize=8)
+
+    for ax in (rss_ax, tput_ax):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"symbl-airflow benchmarks ({results['mode']} run, {results['finished']})", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 # ------------------------------------------------------------------------------------------------ markdown
@@ -213,6 +326,78 @@ def _upload(results: dict) -> list[str]:
             f"| {row['cpu_vs_raw']:.2f}x | {row['rss_seed_over_operator']:.1f}x "
             f"| {row['operator']['inspect_s']:.2f} s |"
         )
+    return lines
+
+
+def _spread_cell(spread: dict, scale: float = 1.0, fmt: str = "{:.0f}") -> str:
+    mid, low, high = (spread[k] / scale for k in ("median", "min", "max"))
+    return f"{fmt.format(mid)} ({fmt.format(low)}-{fmt.format(high)})"
+
+
+def _isolated(results: dict) -> list[str]:
+    iso = results["isolated"]
+    lines = [
+        f"`chunk_size` {iso['chunk_size'] >> 10} KiB (`symbl_airflow.hooks.DEFAULT_CHUNK_SIZE`); previous hook: "
+        f"`hooks.py` at `{iso['previous_rev']}`. Medians with (min-max) over the repeats.",
+        "",
+        "| size | variant | MiB/s | client CPU s/GiB | extra RSS (MiB) | pre-upload checks (ms) |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
+    for row in iso["summary"]:
+        for v in ("socket", "plugin", "previous"):
+            r = row[v]
+            checks = "-" if v == "socket" else _spread_cell(r["checks_s"], 1e-3, "{:.1f}")
+            lines.append(
+                f"| {row['size_mib']} MiB | {v} | {_spread_cell(r['mib_s'])} "
+                f"| {_spread_cell(r['cpu_s_per_gib'], 1.0, '{:.2f}')} | {_spread_cell(r['extra_rss'], MiB, '{:.1f}')} "
+                f"| {checks} |"
+            )
+    lines += [
+        "",
+        "Ratios paired by repeat (each repeat runs the three variants back to back), median (min-max):",
+        "",
+        "| size | repeats | plugin / socket copy (MiB/s) | plugin / previous hook (MiB/s) "
+        "| plugin / previous hook (client CPU) |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for row in iso["summary"]:
+        lines.append(
+            f"| {row['size_mib']} MiB | {row['repeats']} | {_ratio(row['plugin_vs_socket'])} "
+            f"| {_ratio(row['plugin_vs_previous'])} | {_ratio(row['cpu_plugin_vs_previous'])} |"
+        )
+    sweep = iso.get("sweep_summary") or []
+    if sweep:
+        lines += [
+            "",
+            f"Chunk-size sweep (plugin, {sweep[0]['size_mib']} MiB object, {sweep[0]['repeats']} runs each):",
+            "",
+            "| chunk_size | MiB/s | client CPU s/GiB | extra RSS (MiB) |",
+            "|---:|---:|---:|---:|",
+        ]
+        for row in sweep:
+            lines.append(
+                f"| {row['chunk_size'] >> 10} KiB | {_spread_cell(row['mib_s'])} "
+                f"| {_spread_cell(row['cpu_s_per_gib'], 1.0, '{:.2f}')} "
+                f"| {_spread_cell(row['extra_rss'], MiB, '{:.1f}')} |"
+            )
+    return lines
+
+
+def _hooks(results: dict) -> list[str]:
+    h = results["hooks"]
+    lines = [
+        f"{h['triggers']} triggers, jobs of {h['job_seconds']:g} s, poll interval {h['poll_interval']:g} s; "
+        f"previous hook: `hooks.py` at `{h['previous_rev']}`.",
+        "",
+        "| repeat | hook | job GETs | client CPU (s) | CPU per GET (ms) | events success |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
+    for r in h["runs"]:
+        lines.append(
+            f"| {r['repeat']} | {r['hook']} | {r['gets']} | {r['cpu_s']:.2f} | {r['ms_per_get']:.3f} "
+            f"| {r['success']}/{r['triggers']} |"
+        )
+    lines += ["", f"CPU per GET, previous / current, paired by repeat: {_ratio(h['speed_ratio'])}."]
     return lines
 
 
@@ -272,20 +457,33 @@ def _parse(results: dict) -> list[str]:
     return lines
 
 
-def write(results: dict, docs: Path) -> tuple[Path, Path]:
+def _measured(results: dict) -> list[str]:
+    when = results.get("measured") or {}
+    if not when:
+        return []
+    return ["", "| section | measured |", "|---|---|"] + [f"| {name} | {at} |" for name, at in when.items()]
+
+
+def write(results: dict, docs: Path, benchmarks: dict | None = None) -> tuple[Path, Path]:
     docs.mkdir(parents=True, exist_ok=True)
     png = docs / "benchmarks.png"
     plot(results, png)
     md = docs / "benchmarks.md"
     template = (Path(__file__).parent / "benchmarks_template.md").read_text()
     sections = {
-        "MACHINE": _machine(results),
+        "MACHINE": _machine(results) + _measured(results),
         "TARGETS": ["| benchmark | target | measured | |", "|---|---|---|---|"]
-        + [f"| {b} | {t} | {m} | {_ok(ok)} |" for b, t, m, ok in targets(results)],
+        + [f"| {b} | {t} | {m} | {_ok(ok)} |" for b, t, m, ok in targets(results, benchmarks)],
         "UPLOAD": _upload(results) if "upload" in results else ["(not run)"],
+        "ISOLATED": _isolated(results) if "isolated" in results else ["(not run)"],
         "TRIGGER": _trigger(results) if "trigger" in results else ["(not run)"],
+        "HOOKS": _hooks(results) if "hooks" in results else ["(not run)"],
         "PARSE": _parse(results) if "parse" in results else ["(not run)"],
     }
+    for name, (_, module) in (benchmarks or {}).items():
+        render = getattr(module, "markdown", None)
+        if module.__name__ not in _BUILTIN and render is not None:
+            sections[name.upper()] = render(results[name]) if name in results else ["(not run)"]
     text = template
     for key, lines in sections.items():
         text = text.replace("{{" + key + "}}", "\n".join(lines))

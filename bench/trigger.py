@@ -20,7 +20,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from bench.common import ROOT, MiB, child_env, percentile, run_child
+from bench.common import ROOT, MiB, child_env, median, percentile, run_child
 
 JOB_ROUTE = "GET /v1/job/{jobId}"
 TOKEN_ROUTE = "POST /oauth2/token:generate"
@@ -84,7 +84,15 @@ def worker(args: argparse.Namespace) -> dict:
     import asyncio
     import logging
 
-    import symbl_airflow.triggers  # noqa: F401  (imports are not part of the measured window)
+    import symbl_airflow.hooks
+    import symbl_airflow.triggers  # imports are not part of the measured window
+
+    if getattr(args, "hook", "current") == "previous":
+        # The trigger imports SymblAsyncHook from symbl_airflow.hooks when it runs: swap in the old one.
+        from bench.isolated import load_previous_hooks
+
+        previous = load_previous_hooks(args.previous_rev)
+        symbl_airflow.hooks.SymblAsyncHook, symbl_airflow.hooks.SymblJob = previous.SymblAsyncHook, previous.SymblJob
 
     logging.getLogger("airflow").setLevel(logging.WARNING)
     logging.getLogger("symbl_airflow").setLevel(logging.WARNING)
@@ -279,6 +287,110 @@ def run(
     }
 
 
+def run_hook_pairs(
+    workdir: Path, n: int, poll_interval: float, job_seconds: float, repeat: int, previous_rev: str, log=print
+) -> dict:
+    """The trigger path with the current hook vs the previous one: CPU per job GET, paired by repeat.
+
+    Each repeat submits ``n`` jobs of ``job_seconds`` and runs ``n`` triggers on them in a fresh
+    process, once per hook, back to back (so a pair shares the machine's load).
+    """
+    import requests
+
+    from scripts.local_stack import start_sandbox
+    from symbl_sandbox.samples import make_mp4
+
+    clip = make_mp4(workdir / "clip.mp4", [("Alice", "Tick."), ("Bob", "Tock.")], seconds_per_cue=job_seconds / 2)
+    media = clip.read_bytes()
+    sandbox = start_sandbox(
+        workdir / "sandbox-pairs",
+        "--max-concurrent-jobs",
+        str(max(2000, 2 * n)),
+        "--log-level",
+        "WARNING",
+        speed=1.0,
+        min_job_seconds=1.0,
+    )
+    runs = []
+    try:
+        env = child_env(AIRFLOW_CONN_SYMBL_DEFAULT=sandbox.conn_json())
+        token = sandbox.token()
+        session = requests.Session()
+        for rep in range(repeat):
+            for hook in ("previous", "current"):
+                proc = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "bench.trigger",
+                        "worker",
+                        "--poll-interval",
+                        str(poll_interval),
+                        "--hook",
+                        hook,
+                        "--previous-rev",
+                        previous_rev,
+                    ],
+                    cwd=ROOT,
+                    env=env,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+                try:
+                    assert proc.stdout.readline().strip() == "ready", proc.stderr.read()[-3000:]
+                    job_ids = []
+                    for _ in range(n):
+                        resp = session.post(
+                            sandbox.url + "/v1/process/video",
+                            data=media,
+                            timeout=60,
+                            headers={"Authorization": f"Bearer {token}", "Content-Type": "video/mp4"},
+                        )
+                        resp.raise_for_status()
+                        job_ids.append(resp.json()["jobId"])
+                    before = sandbox.stats()["requests"].get(JOB_ROUTE, 0)
+                    proc.stdin.write(json.dumps(job_ids) + "\n")
+                    proc.stdin.flush()
+                    out, err = proc.communicate(timeout=job_seconds * 4 + 300)
+                finally:
+                    if proc.poll() is None:
+                        proc.kill()
+                        proc.wait()
+                if proc.returncode != 0:
+                    raise RuntimeError(f"trigger worker failed: {err[-3000:]}")
+                result = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
+                gets = sandbox.stats()["requests"].get(JOB_ROUTE, 0) - before
+                ok = sum(1 for e in result["events"].values() if e["status"] == "success")
+                runs.append(
+                    {
+                        "hook": hook,
+                        "repeat": rep,
+                        "gets": gets,
+                        "cpu_s": result["cpu_s"],
+                        "wall_s": result["wall_s"],
+                        "ms_per_get": 1000 * result["cpu_s"] / max(1, gets),
+                        "success": ok,
+                        "triggers": n,
+                    }
+                )
+                log(f"  {hook:<8} repeat {rep}: {gets} GETs, {runs[-1]['ms_per_get']:.2f} ms CPU per GET, {ok}/{n} ok")
+    finally:
+        sandbox.stop()
+    by = {(r["hook"], r["repeat"]): r for r in runs}
+    # > 1 means the current hook spends less CPU per GET than the previous one.
+    ratios = [by[("previous", rep)]["ms_per_get"] / by[("current", rep)]["ms_per_get"] for rep in range(repeat)]
+    return {
+        "triggers": n,
+        "poll_interval": poll_interval,
+        "job_seconds": job_seconds,
+        "previous_rev": previous_rev,
+        "runs": runs,
+        "speed_ratio": {"median": median(ratios), "min": min(ratios), "max": max(ratios)},
+    }
+
+
 def _poke_math(n: int, poll_interval: float, poke: dict, result: dict, requests_sent: int) -> dict:
     """What the same wait costs as N poke-mode sensors: a worker slot (task process) held per sensor."""
     pokes = requests_sent  # the same number of status checks at the same interval
@@ -299,6 +411,8 @@ def main(argv: list[str] | None = None) -> None:
     w.add_argument("--poll-interval", type=float, default=10.0)
     w.add_argument("--timeout", type=float, default=3600.0)
     w.add_argument("--spread", type=float, default=0.0)
+    w.add_argument("--hook", choices=("current", "previous"), default="current")
+    w.add_argument("--previous-rev", default="")
     p = sub.add_parser("poke")
     p.add_argument("--job-id", required=True)
     p.add_argument("--pokes", type=int, default=200)
