@@ -47,3 +47,17 @@ def test_providers_manager_lists_symbl():
     assert info["runtime_hook"] == "symbl_airflow.hooks.SymblHook"
     # the declarative provider info and the hook's own method agree
     assert info["field_behaviours"] == SymblHook.get_ui_field_behaviour()
+
+
+def test_every_plugin_package_is_packaged():
+    """``pip install .`` must ship the hook package too (setuptools lists packages explicitly)."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    packages = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    plugin = root / "plugins" / "symbl_airflow"
+    found = {
+        ".".join(("symbl_airflow", *init.parent.relative_to(plugin).parts)) for init in plugin.rglob("__init__.py")
+    }
+    assert found <= packages, f"not packaged: {sorted(found - packages)}"
