@@ -469,3 +469,9 @@ def test_seed_samples_runs_the_repo_script_baked_into_the_image(services):
     assert env["AWS_SECRET_ACCESS_KEY"] == "${MINIO_ROOT_PASSWORD:-minioadmin}"
     copies = re.findall(r"^COPY .*$", DOCKERFILE.read_text(), flags=re.MULTILINE)
     assert any("scripts/seed_samples.py" in c and "scripts/demo.py" in c and "scripts/__init__.py" in c for c in copies)
+
+
+def test_sandbox_summary_links_point_where_the_browser_reaches_it(services):
+    sandbox = services["symbl-sandbox"]
+    assert _env(sandbox)["SYMBL_SANDBOX_PUBLIC_URL"] == "http://127.0.0.1:${SYMBL_SANDBOX_PORT:-8900}"
+    assert "127.0.0.1:${SYMBL_SANDBOX_PORT:-8900}:8900" in sandbox["ports"]
