@@ -80,19 +80,45 @@ async def _drive(job_ids: list[str], poll_interval: float, timeout: float, sprea
     }
 
 
+async def _poll_with(hook_cls, job_ids: list[str], poll_interval: float) -> dict:
+    import asyncio
+
+    events: dict[str, dict] = {}
+
+    async def one(job_id: str) -> None:
+        async with hook_cls() as hook:
+            while True:
+                started = time.perf_counter()
+                job = await hook.get_job(job_id)
+                if job.is_terminal:
+                    events[job_id] = {"status": "success" if job.is_completed else job.status}
+                    return
+                await asyncio.sleep(max(0.0, poll_interval - (time.perf_counter() - started)))
+
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(one(job_id) for job_id in job_ids))
+    return {"cpu_s": time.process_time() - cpu0, "wall_s": time.perf_counter() - wall0, "events": events}
+
+
 def worker(args: argparse.Namespace) -> dict:
     import asyncio
     import logging
 
-    import symbl_airflow.hooks
-    import symbl_airflow.triggers  # imports are not part of the measured window
+    import symbl_airflow.triggers  # noqa: F401  (imports are not part of the measured window)
 
-    if getattr(args, "hook", "current") == "previous":
-        # The trigger imports SymblAsyncHook from symbl_airflow.hooks when it runs: swap in the old one.
-        from bench.isolated import load_previous_hooks
+    if args.hook:
+        # Hook pairs: the trigger's use of the hook (one session per wait, one GET per job per
+        # interval) without the trigger, so a change of the trigger does not blur the comparison.
+        if args.hook == "previous":
+            from bench.isolated import load_previous_hooks
 
-        previous = load_previous_hooks(args.previous_rev)
-        symbl_airflow.hooks.SymblAsyncHook, symbl_airflow.hooks.SymblJob = previous.SymblAsyncHook, previous.SymblJob
+            hook_cls = load_previous_hooks(args.previous_rev).SymblAsyncHook
+        else:
+            from symbl_airflow.hooks import SymblAsyncHook as hook_cls
+        logging.getLogger("airflow").setLevel(logging.WARNING)
+        print("ready", flush=True)
+        job_ids = json.loads(sys.stdin.readline())
+        return asyncio.run(_poll_with(hook_cls, job_ids, args.poll_interval))
 
     logging.getLogger("airflow").setLevel(logging.WARNING)
     logging.getLogger("symbl_airflow").setLevel(logging.WARNING)
@@ -290,10 +316,11 @@ def run(
 def run_hook_pairs(
     workdir: Path, n: int, poll_interval: float, job_seconds: float, repeat: int, previous_rev: str, log=print
 ) -> dict:
-    """The trigger path with the current hook vs the previous one: CPU per job GET, paired by repeat.
+    """The trigger's polling path with the current hook vs the previous one: CPU per job GET, paired.
 
-    Each repeat submits ``n`` jobs of ``job_seconds`` and runs ``n`` triggers on them in a fresh
-    process, once per hook, back to back (so a pair shares the machine's load).
+    Each repeat submits ``n`` jobs of ``job_seconds`` and polls them from ``n`` concurrent waits in a
+    fresh process (one hook and session per wait, as ``SymblJobTrigger`` does), once per hook, back
+    to back (so a pair shares the machine's load).
     """
     import requests
 
@@ -411,7 +438,7 @@ def main(argv: list[str] | None = None) -> None:
     w.add_argument("--poll-interval", type=float, default=10.0)
     w.add_argument("--timeout", type=float, default=3600.0)
     w.add_argument("--spread", type=float, default=0.0)
-    w.add_argument("--hook", choices=("current", "previous"), default="current")
+    w.add_argument("--hook", choices=("current", "previous"), help="hook pairs: poll with this hook directly")
     w.add_argument("--previous-rev", default="")
     p = sub.add_parser("poke")
     p.add_argument("--job-id", required=True)
