@@ -5,7 +5,7 @@ Thousands of waits in one triggerer cost CPU and sockets per request, so this mo
 * :class:`SessionPool`: one aiohttp session per event loop (and TLS setting) for every Symbl trigger,
   at most :data:`MAX_SOCKETS` sockets, closed when the last trigger using it leaves;
 * :class:`RateEstimator`: Symbl's processing rate (seconds of work per second of media) per Airflow
-  connection, learned in this process from the first poll of each job whose media length is known;
+  connection, learned in this process from the polls of jobs whose media length is known;
 * :class:`PollPlan`: when each job of one trigger is polled. A job with a known media length and
   submission time is first polled when it should be done, then after ``poll_interval``/4, /2 and
   every ``poll_interval`` (so a late job is still seen within one interval). Other jobs are polled
@@ -14,12 +14,10 @@ Thousands of waits in one triggerer cost CPU and sockets per request, so this mo
 
 from __future__ import annotations
 
-import asyncio
 import math
 import random
 import time
-import weakref
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,112 +26,90 @@ MAX_SOCKETS = 100
 #: Seconds of processing per second of media assumed before any job completed in this process.
 #: Low on purpose: an early poll costs one GET, a late one costs latency.
 DEFAULT_SECONDS_PER_MEDIA_SECOND = 0.1
-#: Share of jobs that should be done at their first poll (the rate tracked is this quantile).
-FIRST_POLL_QUANTILE = 0.5
+#: Quantiles of the rate tracked: the median (when a job "should be done") and an upper one, whose
+#: distance from the median, mirrored below it, says how early the fastest jobs end.
+MEDIAN_QUANTILE = 0.5
+UPPER_QUANTILE = 0.9
+#: How far below the median the fastest jobs are assumed to end, in units of the median-to-upper
+#: distance (log space): 1.8 = z(0.99) / z(0.9) for a log-normal spread, so about 99% of the jobs end
+#: after the ``lower`` estimate.
+LOWER_STRETCH = 1.8
+#: ``lower`` also sits this share under that, for the estimates' own wobble (a learning step or two).
+LOWER_MARGIN = 0.05
 #: Learning steps (in log space): large while few jobs were seen, then a floor that keeps tracking.
-FIRST_STEP = 0.3
+FIRST_STEP = 0.6
 MIN_STEP = 0.02
 #: Bounds of a believable rate (seconds of work per media second).
 MIN_RATE, MAX_RATE = 0.005, 20.0
-#: A first poll counts for learning when sent within this share (or 1 s) of the expected time.
+#: An answer counts as "at" an estimate within this share of the expected time (at least 1 s).
 PROBE_TOLERANCE = 0.05
 
 
-# ---------------------------------------------------------------------------------------------- sessions
-@dataclass
-class _Lease:
-    session: Any
-    users: int = 0
+class QuantileTracker:
+    """One quantile of the rate, moved by yes/no answers to "was this job's rate at most the estimate?".
 
-
-class SessionPool:
-    """One shared client session per event loop and key, closed when its last user releases it.
-
-    A session is bound to the loop that created it (aiohttp), so the triggerer's loop gets one and a
-    test's loop another. The key separates TLS settings (``verify``), which live on the connector.
+    A stochastic-approximation step (Robbins-Monro quantile tracking) in log space: a "no" raises the
+    estimate by ``step * q``, a "yes" lowers it by ``step * (1 - q)``, so it settles where a share
+    ``q`` of the answers are "yes".
     """
 
-    def __init__(self) -> None:
-        self._leases: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, _Lease]]
-        self._leases = weakref.WeakKeyDictionary()
-        self._creating: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, asyncio.Future]]
-        self._creating = weakref.WeakKeyDictionary()
-
-    async def acquire(self, key: Hashable, factory: Callable[[], Awaitable[Any]]) -> Any:
-        loop = asyncio.get_running_loop()
-        leases = self._leases.setdefault(loop, {})
-        lease = leases.get(key)
-        if lease is None or lease.session.closed:
-            creating = self._creating.setdefault(loop, {})
-            pending = creating.get(key)
-            if pending is None:  # the first of many triggers starting together creates it, the rest wait
-                pending = creating[key] = loop.create_future()
-                try:
-                    session = await factory()
-                except BaseException as exc:
-                    pending.set_exception(exc)
-                    pending.exception()  # retrieved: no "exception never retrieved" warning
-                    raise
-                finally:
-                    creating.pop(key, None)
-                lease = leases[key] = _Lease(session)
-                pending.set_result(lease)
-            else:
-                lease = await asyncio.shield(pending)
-        lease.users += 1
-        return lease.session
-
-    async def release(self, key: Hashable, session: Any) -> None:
-        leases = self._leases.get(asyncio.get_running_loop(), {})
-        lease = leases.get(key)
-        if lease is None or lease.session is not session:
-            await session.close()  # not pooled (any more): nobody else holds it
-            return
-        lease.users -= 1
-        if lease.users <= 0:
-            del leases[key]
-            await session.close()
-
-    def users(self, key: Hashable) -> int:
-        """Triggers holding the current loop's session for ``key`` (for tests and diagnostics)."""
-        lease = self._leases.get(asyncio.get_running_loop(), {}).get(key)
-        return lease.users if lease is not None else 0
-
-
-#: The process-wide pool every ``SymblAsyncHook(shared_session=True)`` borrows from.
-SESSION_POOL = SessionPool()
-
-
-# ---------------------------------------------------------------------------------------------- learning
-class RateEstimator:
-    """The :data:`FIRST_POLL_QUANTILE` quantile of Symbl's seconds of work per media second.
-
-    Each job with a known length contributes once, at its first poll: done or not at the expected
-    time is a yes/no answer to "is this job's rate below the estimate?", which moves the estimate by
-    a stochastic-approximation step (Robbins-Monro quantile tracking) in log space. Only answers of
-    polls sent at the estimate count, so a trigger started late (after a triggerer restart) does not
-    teach that Symbl got slower.
-    """
-
-    def __init__(self, rate: float = DEFAULT_SECONDS_PER_MEDIA_SECOND, quantile: float = FIRST_POLL_QUANTILE) -> None:
-        self.rate = float(rate)
+    def __init__(self, quantile: float, rate: float = DEFAULT_SECONDS_PER_MEDIA_SECOND) -> None:
         self.quantile = float(quantile)
+        self.rate = float(rate)
         self.samples = 0
 
-    def expected_seconds(self, media_seconds: float) -> float:
-        return self.rate * media_seconds
-
-    def is_probe(self, media_seconds: float, elapsed: float, done: bool) -> bool:
-        """Whether a first poll ``elapsed`` seconds after submission answers the question at the estimate."""
-        expected = self.expected_seconds(media_seconds)
-        slack = max(1.0, PROBE_TOLERANCE * expected)
-        return elapsed <= expected + slack if done else elapsed >= expected - slack
-
-    def observe(self, done: bool) -> None:
+    def observe(self, at_most: bool) -> None:
         self.samples += 1
         step = max(MIN_STEP, FIRST_STEP / math.sqrt(self.samples))
-        log_rate = math.log(self.rate) + step * (self.quantile - (1.0 if done else 0.0))
+        log_rate = math.log(self.rate) + step * (self.quantile - (1.0 if at_most else 0.0))
         self.rate = min(MAX_RATE, max(MIN_RATE, math.exp(log_rate)))
+
+    def answer(self, media_seconds: float, elapsed: float, done: bool, last_pending: float | None) -> bool | None:
+        """What a poll ``elapsed`` s after submission says about this quantile, or ``None`` if nothing.
+
+        Done at or before the estimate: yes. Still running at or after it: no. Done after it, having
+        been seen running before it: the midpoint of the two polls decides. Otherwise nothing is known.
+        """
+        expected = self.rate * media_seconds
+        slack = max(1.0, PROBE_TOLERANCE * expected)
+        if done:
+            if elapsed <= expected + slack:
+                return True
+            if last_pending is not None and last_pending < expected:
+                return (last_pending + elapsed) / 2 <= expected
+            return None
+        return False if elapsed >= expected - slack else None
+
+
+class RateEstimator:
+    """Symbl's seconds of work per media second for one connection, learned from this process's jobs.
+
+    The first poll of a job of ``m`` media seconds goes out ``median * m`` after submission, but no
+    later than ``lower * m + poll_interval``, where ``lower`` mirrors the upper quantile below the
+    median (stretched by :data:`LOWER_STRETCH`): when Symbl's speed varies, the fastest jobs are
+    then still seen within about one interval. Each job answers each quantile at most once (see
+    :meth:`QuantileTracker.answer`), and only jobs whose submission started their processing count.
+    """
+
+    def __init__(self, rate: float = DEFAULT_SECONDS_PER_MEDIA_SECOND) -> None:
+        self.median = QuantileTracker(MEDIAN_QUANTILE, rate)
+        self.upper = QuantileTracker(UPPER_QUANTILE, rate)
+
+    @property
+    def rate(self) -> float:
+        return self.median.rate
+
+    @property
+    def lower(self) -> float:
+        ratio = self.median.rate / max(self.median.rate, self.upper.rate)
+        return self.median.rate * ratio**LOWER_STRETCH * (1 - LOWER_MARGIN)
+
+    def expected_seconds(self, media_seconds: float) -> float:
+        """When a job of this length should be done (the median)."""
+        return self.median.rate * media_seconds
+
+    def first_poll_seconds(self, media_seconds: float, poll_interval: float) -> float:
+        return min(self.median.rate * media_seconds, self.lower * media_seconds + poll_interval)
 
 
 _ESTIMATORS: dict[str, RateEstimator] = {}
@@ -181,7 +157,10 @@ class _Job:
     next_at: float
     answers: int = 0
     pending_answers: int = 0
-    learn: bool = True
+    #: Seconds after submission of the last poll that found it running.
+    last_pending: float | None = None
+    #: Quantiles this job already answered (each job counts once per quantile).
+    taught: int = 0
 
     @property
     def hinted(self) -> bool:
@@ -226,7 +205,7 @@ class PollPlan:
 
     def _expected(self, job: _Job) -> float:
         assert job.submitted_at is not None and job.media_seconds is not None
-        return job.submitted_at + self.estimator.expected_seconds(job.media_seconds)
+        return job.submitted_at + self.estimator.first_poll_seconds(job.media_seconds, self.poll_interval)
 
     def due_at(self, job_id: str) -> float:
         """When the job is polled next. A hinted job not yet polled follows the estimate as it learns."""
@@ -246,10 +225,16 @@ class PollPlan:
         """Record one poll's answer (sent at ``sent_at``) and plan the job's next poll."""
         job = self.jobs[job_id]
         done = status in ("completed", "failed")
-        if job.answers == 0 and job.hinted and job.learn and self._learnable(job_id):
+        if job.hinted and self._learnable(job_id):
             elapsed = sent_at - job.submitted_at  # type: ignore[operator]
-            if self.estimator.is_probe(job.media_seconds, elapsed, done):  # type: ignore[arg-type]
-                self.estimator.observe(done)
+            for bit, tracker in enumerate((self.estimator.median, self.estimator.upper)):
+                if not job.taught & (1 << bit):
+                    answer = tracker.answer(job.media_seconds, elapsed, done, job.last_pending)  # type: ignore[arg-type]
+                    if answer is not None:
+                        tracker.observe(answer)
+                        job.taught |= 1 << bit
+            if not done:
+                job.last_pending = elapsed
         job.answers += 1
         if done:
             self._completed_at[job_id] = now

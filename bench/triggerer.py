@@ -1,0 +1,381 @@
+"""The triggerer at 1,000 / 5,000 / 10,000 waits: today's trigger and the new one, side by side.
+
+For each size, one sandbox (speed 1: a job works as long as its media lasts) takes ``N`` video jobs
+of 20..200 s, submitted one after another. Every accepted job is handed at once to two trigger
+processes running in parallel, as a triggerer would get them from deferring sensors:
+
+* ``baseline``: the trigger as it was before issue #14 (:mod:`bench.baseline_trigger`, frozen), one
+  aiohttp session per trigger, a poll every interval from the start;
+* ``current``: :class:`symbl_airflow.triggers.SymblJobTrigger` with the hints the sensor passes
+  (``media_seconds``, ``submitted_at`` from the append XCom; ``spread_first_poll=True``): one pooled
+  session per process, first poll when the job should be done (rate learned in the process).
+
+Both see the same jobs, the same sandbox and the same machine load at the same time. Per process:
+CPU seconds / wall seconds of the trigger loop (from the first trigger to the last event), job GETs
+and token requests (counted in the client), sockets (``/proc/<pid>/fd``, sampled each second),
+and per job the lag from completion (the sandbox's webhook, stamped by a local sink) to the event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from bench.common import ROOT, child_env, machine, median, percentile
+
+VARIANTS = ("baseline", "current")
+RESULTS = ROOT / "bench" / "results" / "triggerer.json"
+
+
+# ------------------------------------------------------------------------------------------- worker side
+def _count_requests(counts: dict[str, int]) -> None:
+    """Count every HTTP request the process sends, by kind (job GET, token POST, other)."""
+    import aiohttp
+
+    original = aiohttp.ClientSession._request
+
+    def counting(self, method, url, *args, **kwargs):
+        text = str(url)
+        kind = "job_gets" if "/v1/job/" in text else "token_posts" if "/oauth2/token" in text else "other"
+        counts[kind] += 1
+        return original(self, method, url, *args, **kwargs)
+
+    aiohttp.ClientSession._request = counting
+
+
+async def _drive(variant: str, poll_interval: float, timeout: float) -> dict:
+    import asyncio
+
+    from symbl_airflow.tokens import TOKEN_CACHE
+
+    if variant == "baseline":
+        from bench.baseline_trigger import SymblJobTrigger
+    else:
+        from symbl_airflow.triggers import SymblJobTrigger
+    from symbl_airflow.polling import rate_estimator
+
+    counts = {"job_gets": 0, "token_posts": 0, "other": 0}
+    _count_requests(counts)
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def read_stdin() -> None:  # a thread: the orchestrator streams one job per line, then "end"
+        for line in sys.stdin:
+            if line.strip() == "end":
+                break
+            loop.call_soon_threadsafe(lines.put_nowait, line)
+        loop.call_soon_threadsafe(lines.put_nowait, None)
+
+    events: dict[str, dict] = {}
+    loop_lags: list[float] = []
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        """How late the loop wakes a 1 s sleeper: a busy loop shows up here."""
+        while not done.is_set():
+            start = time.perf_counter()
+            await asyncio.sleep(1.0)
+            loop_lags.append(time.perf_counter() - start - 1.0)
+
+    async def one(job: dict) -> None:
+        start = time.time()
+        kwargs = {"job_ids": job["job_id"], "poll_interval": poll_interval, "end_time": start + timeout}
+        if variant == "current":
+            kwargs.update(
+                media_seconds={job["job_id"]: job["media_seconds"]},
+                submitted_at={job["job_id"]: job["accepted_at"]},
+                spread_first_poll=True,
+            )
+        async for event in SymblJobTrigger(**kwargs).run():
+            events[job["job_id"]] = {"at": time.time(), "status": event.payload["status"], "start": start}
+            break
+
+    threading.Thread(target=read_stdin, daemon=True).start()
+    print("ready", flush=True)
+    first = await lines.get()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    tick = asyncio.create_task(ticker())
+    tasks = []
+    line = first
+    while line is not None:
+        tasks.append(asyncio.create_task(one(json.loads(line))))
+        line = await lines.get()
+    await asyncio.gather(*tasks)
+    wall = time.perf_counter() - wall0
+    cpu = time.process_time() - cpu0
+    done.set()
+    await tick
+    return {
+        "variant": variant,
+        "triggers": len(tasks),
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "cpu_share": cpu / wall,
+        **counts,
+        "token_fetches": TOKEN_CACHE.fetch_count,
+        "learned_rate": rate_estimator("symbl_default").rate if variant == "current" else None,
+        "loop_lag_p99": percentile(loop_lags, 99),
+        "events": events,
+    }
+
+
+def worker(args: argparse.Namespace) -> dict:
+    import asyncio
+    import logging
+
+    import aiohttp  # noqa: F401  (imports are not part of the measured window)
+
+    import bench.baseline_trigger  # noqa: F401
+    import symbl_airflow.hooks
+    import symbl_airflow.triggers  # noqa: F401
+
+    logging.getLogger("airflow").setLevel(logging.WARNING)
+    logging.getLogger("symbl_airflow").setLevel(logging.WARNING)
+    logging.getLogger("bench").setLevel(logging.WARNING)
+    return asyncio.run(_drive(args.variant, args.poll_interval, args.timeout))
+
+
+# ------------------------------------------------------------------------------------------- orchestrator
+class _Sink(BaseHTTPRequestHandler):
+    """Stamps each job's completion as the sandbox's webhook reports it."""
+
+    stamps: dict[str, float] = {}
+    lock = threading.Lock()
+
+    def do_POST(self) -> None:
+        now = time.time()
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        if body.get("status") in ("completed", "failed"):
+            with self.lock:
+                self.stamps.setdefault(str(body.get("jobId")), now)
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def _sockets(pid: int) -> int:
+    count = 0
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
+                    count += 1
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return count
+
+
+class _SocketSampler(threading.Thread):
+    def __init__(self, pids: dict[str, int]) -> None:
+        super().__init__(daemon=True)
+        self.pids = pids
+        self.samples: dict[str, list[int]] = {name: [] for name in pids}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(1.0):
+            for name, pid in self.pids.items():
+                self.samples[name].append(_sockets(pid))
+
+
+def _clips(workdir: Path, durations: list[float]) -> list[tuple[float, bytes]]:
+    from symbl_sandbox.samples import make_mp4
+
+    clips = []
+    for seconds in durations:
+        path = make_mp4(workdir / f"clip-{seconds:.0f}.mp4", [], seconds_per_cue=seconds, captions=False)
+        clips.append((seconds, path.read_bytes()))
+    return clips
+
+
+def run_size(
+    workdir: Path, n: int, poll_interval: float = 10.0, min_s: float = 20.0, max_s: float = 200.0, log=print
+) -> dict:
+    """One size: N jobs, both variants at once; returns both variants' figures and their ratios."""
+    import requests
+
+    from scripts.local_stack import start_sandbox
+
+    steps = 10
+    clips = _clips(workdir, [min_s + (max_s - min_s) * i / (steps - 1) for i in range(steps)])
+    _Sink.stamps = {}
+    sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    sink.daemon_threads = True
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    webhook = f"http://127.0.0.1:{sink.server_address[1]}/hook"
+    sandbox = start_sandbox(
+        workdir / f"sandbox-{n}",
+        "--max-concurrent-jobs",
+        str(2 * n + 100),
+        "--log-level",
+        "WARNING",
+        speed=1.0,
+        min_job_seconds=1.0,
+    )
+    procs: dict[str, subprocess.Popen] = {}
+    sampler = None
+    load_before = os.getloadavg()
+    try:
+        env = child_env(AIRFLOW_CONN_SYMBL_DEFAULT=sandbox.conn_json())
+        for variant in VARIANTS:
+            procs[variant] = subprocess.Popen(
+                [sys.executable, "-m", "bench.triggerer", "worker", variant, "--poll-interval", str(poll_interval)],
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        for variant, proc in procs.items():
+            assert proc.stdout.readline().strip() == "ready", f"{variant}: {proc.stderr.read()[-3000:]}"
+        sampler = _SocketSampler({variant: proc.pid for variant, proc in procs.items()})
+        sampler.start()
+        token = sandbox.token()
+        session = requests.Session()
+        log(f"  {n} jobs of {min_s:.0f}..{max_s:.0f} s, poll interval {poll_interval:g} s, both triggers ...")
+        stats0 = sandbox.stats()
+        jobs = []
+        t0 = time.time()
+        for i in range(n):
+            seconds, body = clips[(i * 7) % steps]  # lengths interleaved, not in runs
+            resp = session.post(
+                sandbox.url + "/v1/process/video",
+                params={"webhookUrl": webhook, "name": f"bench-{i}"},
+                data=body,
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "video/mp4"},
+                timeout=60,
+            )
+            resp.raise_for_status()
+            job = {"job_id": resp.json()["jobId"], "media_seconds": seconds, "accepted_at": time.time()}
+            jobs.append(job)
+            line = json.dumps(job) + "\n"
+            for proc in procs.values():
+                proc.stdin.write(line)
+                proc.stdin.flush()
+        submit_s = time.time() - t0
+        for proc in procs.values():
+            proc.stdin.write("end\n")
+            proc.stdin.flush()
+        log(f"  submitted in {submit_s:.0f} s; waiting for both trigger processes ...")
+        outputs = {}
+        for variant, proc in procs.items():
+            out, err = proc.communicate(timeout=max_s * 6 + submit_s + 900)
+            if proc.returncode != 0:
+                raise RuntimeError(f"{variant} worker failed: {err[-3000:]}")
+            outputs[variant] = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
+        stats1 = sandbox.stats()
+    finally:
+        if sampler is not None:
+            sampler.stop.set()
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        sandbox.stop()
+        sink.shutdown()
+    load_after = os.getloadavg()
+
+    figures = {}
+    for variant, result in outputs.items():
+        events = result.pop("events")
+        lags = []
+        for job in jobs:
+            completed, event = _Sink.stamps.get(job["job_id"]), events.get(job["job_id"])
+            if completed is not None and event is not None and event["status"] == "success":
+                lags.append(max(0.0, event["at"] - completed))
+        samples = sampler.samples[variant] if sampler else []
+        figures[variant] = {
+            **result,
+            "success": sum(1 for e in events.values() if e["status"] == "success"),
+            "lag_n": len(lags),
+            "lag_p50": percentile(lags, 50),
+            "lag_p99": percentile(lags, 99),
+            "lag_max": max(lags, default=float("nan")),
+            "gets_per_job": result["job_gets"] / n,
+            "sockets_max": max(samples, default=0),
+            "sockets_median": median(samples) if samples else 0,
+        }
+        log(
+            f"  {variant:<8} CPU {100 * figures[variant]['cpu_share']:.1f}% of a core, lag p50/p99 "
+            f"{figures[variant]['lag_p50']:.1f}/{figures[variant]['lag_p99']:.1f} s, "
+            f"{figures[variant]['gets_per_job']:.2f} GETs/job, {figures[variant]['sockets_max']} sockets, "
+            f"{figures[variant]['token_posts']} token requests, {figures[variant]['success']}/{n} ok"
+        )
+    base, cur = figures["baseline"], figures["current"]
+    return {
+        "triggers": n,
+        "poll_interval": poll_interval,
+        "job_seconds": [min_s, max_s],
+        "submit_s": submit_s,
+        "completed_stamped": len(_Sink.stamps),
+        "sandbox_job_gets": stats1["requests"].get("GET /v1/job/{jobId}", 0)
+        - stats0["requests"].get("GET /v1/job/{jobId}", 0),
+        "loadavg_before": load_before,
+        "loadavg_after": load_after,
+        "baseline": base,
+        "current": cur,
+        "ratios": {  # baseline / current: > 1 means the current trigger needs less
+            "cpu_share": base["cpu_share"] / cur["cpu_share"] if cur["cpu_share"] else None,
+            "gets_per_job": base["gets_per_job"] / cur["gets_per_job"] if cur["gets_per_job"] else None,
+            "sockets_max": base["sockets_max"] / cur["sockets_max"] if cur["sockets_max"] else None,
+        },
+    }
+
+
+def run(
+    workdir: Path, sizes: list[int], poll_interval: float = 10.0, min_s: float = 20.0, max_s: float = 200.0, log=print
+) -> dict:
+    runs = []
+    for n in sizes:
+        log(f"triggerer at {n} waits")
+        runs.append(run_size(workdir, n, poll_interval, min_s, max_s, log=log))
+    return {
+        "machine": machine(),
+        "cpu_count": os.cpu_count(),
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "targets": {"cpu_share_at_10000": 0.15, "lag_p99": poll_interval + 2, "gets_per_job": 2.5, "sockets": 100},
+        "runs": runs,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.triggerer")
+    sub = parser.add_subparsers(dest="command", required=True)
+    w = sub.add_parser("worker")
+    w.add_argument("variant", choices=VARIANTS)
+    w.add_argument("--poll-interval", type=float, default=10.0)
+    w.add_argument("--timeout", type=float, default=3600.0)
+    r = sub.add_parser("run")
+    r.add_argument("--sizes", default="1000,5000,10000", help="comma-separated numbers of waits")
+    r.add_argument("--poll-interval", type=float, default=10.0)
+    r.add_argument("--min-seconds", type=float, default=20.0)
+    r.add_argument("--max-seconds", type=float, default=200.0)
+    r.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if args.command == "worker":
+        print(json.dumps(worker(args)), flush=True)
+        return
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    with tempfile.TemporaryDirectory(prefix="bench-triggerer-") as tmp:
+        out = run(Path(tmp), sizes, args.poll_interval, args.min_seconds, args.max_seconds)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
