@@ -14,10 +14,12 @@ Thousands of waits in one triggerer cost CPU and sockets per request, so this mo
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import time
-from collections.abc import Iterable, Mapping
+import weakref
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +47,72 @@ MIN_RATE, MAX_RATE = 0.005, 20.0
 PROBE_TOLERANCE = 0.05
 
 
+# ---------------------------------------------------------------------------------------------- sessions
+@dataclass
+class _Lease:
+    session: Any
+    users: int = 0
+
+
+class SessionPool:
+    """One shared client session per event loop and key, closed when its last user releases it.
+
+    A session is bound to the loop that created it (aiohttp), so the triggerer's loop gets one and a
+    test's loop another. The key separates TLS settings (``verify``), which live on the connector.
+    """
+
+    def __init__(self) -> None:
+        self._leases: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, _Lease]]
+        self._leases = weakref.WeakKeyDictionary()
+        self._creating: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, asyncio.Future]]
+        self._creating = weakref.WeakKeyDictionary()
+
+    async def acquire(self, key: Hashable, factory: Callable[[], Awaitable[Any]]) -> Any:
+        loop = asyncio.get_running_loop()
+        leases = self._leases.setdefault(loop, {})
+        lease = leases.get(key)
+        if lease is None or lease.session.closed:
+            creating = self._creating.setdefault(loop, {})
+            pending = creating.get(key)
+            if pending is None:  # the first of many triggers starting together creates it, the rest wait
+                pending = creating[key] = loop.create_future()
+                try:
+                    session = await factory()
+                except BaseException as exc:
+                    pending.set_exception(exc)
+                    pending.exception()  # retrieved: no "exception never retrieved" warning
+                    raise
+                finally:
+                    creating.pop(key, None)
+                lease = leases[key] = _Lease(session)
+                pending.set_result(lease)
+            else:
+                lease = await asyncio.shield(pending)
+        lease.users += 1
+        return lease.session
+
+    async def release(self, key: Hashable, session: Any) -> None:
+        leases = self._leases.get(asyncio.get_running_loop(), {})
+        lease = leases.get(key)
+        if lease is None or lease.session is not session:
+            await session.close()  # not pooled (any more): nobody else holds it
+            return
+        lease.users -= 1
+        if lease.users <= 0:
+            del leases[key]
+            await session.close()
+
+    def users(self, key: Hashable) -> int:
+        """Triggers holding the current loop's session for ``key`` (for tests and diagnostics)."""
+        lease = self._leases.get(asyncio.get_running_loop(), {}).get(key)
+        return lease.users if lease is not None else 0
+
+
+#: The process-wide pool every ``SymblAsyncHook(shared_session=True)`` borrows from.
+SESSION_POOL = SessionPool()
+
+
+# ---------------------------------------------------------------------------------------------- learning
 class QuantileTracker:
     """One quantile of the rate, moved by yes/no answers to "was this job's rate at most the estimate?".
 
