@@ -4,7 +4,10 @@
 2. uploads captioned sample videos: 3 conversations of 2-3 parts;
 3. runs ``symbl_video_pipeline`` with ``airflow dags test``;
 4. adds one more part to one conversation and runs again (only that part is appended);
-5. prints a summary per conversation and stops everything it started.
+5. event-driven: starts a real Airflow (api-server, scheduler, dag-processor, triggerer; LocalExecutor)
+   with ``symbl_video_events`` watching the bucket's S3 notifications (moto's SQS), drops one more part
+   and waits until it is in Symbl, with no run started by hand;
+6. prints a summary per conversation and stops everything it started.
 
 With ``AIRFLOW_CONN_SYMBL_DEFAULT`` already set, the real Symbl API (or any endpoint it names) is used
 instead of the sandbox. Run it with ``make demo``.
@@ -66,6 +69,11 @@ CONVERSATIONS = {
         ],
     ],
 }
+#: Dropped while Airflow runs for real: the event-driven DAG appends it.
+EVENT_PART = (
+    "standup-2024-06-03",
+    [("Carol", "Quick update, the staging database is fixed."), ("Alice", "Thanks Carol, that unblocks the release.")],
+)
 EXTRA_PART = (
     "standup-2024-06-03",
     [
@@ -73,6 +81,37 @@ EXTRA_PART = (
         ("Alice", "Please update the release notes before Thursday."),
     ],
 )
+
+
+def _wait_accepted(client, key: str, uri: str, airflow, timeout: float) -> dict:
+    """Until the conversation's ledger records ``uri`` as accepted by Symbl (no run started by us)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        airflow.check()
+        try:
+            raw = client.get_object(Bucket=BUCKET, Key=f"{INPUT_PREFIX}{key}/_symbl.json")["Body"].read()
+            part = next((p for p in json.loads(raw)["parts"] if p["uri"] == uri), None)
+        except client.exceptions.NoSuchKey:
+            part = None
+        if part and part.get("state") in ("accepted", "completed"):
+            return part
+        time.sleep(0.5)
+    raise SystemExit(f"{uri} did not reach Symbl within {timeout}s (logs: {airflow.log_dir})")
+
+
+def _wait_event_run(airflow, timeout: float) -> dict:
+    """Until the event-started run of symbl_video_events (append, wait, insights) has finished."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        airflow.check()
+        runs = airflow.runs("symbl_video_events")
+        done = [r for r in runs if r.get("state") in ("success", "failed")]
+        if done and len(done) == len(runs):
+            if any(r["state"] == "failed" for r in done):
+                raise SystemExit(f"an event run failed (logs: {airflow.log_dir})")
+            return done[0]
+        time.sleep(2)
+    raise SystemExit(f"the event run did not finish within {timeout}s (logs: {airflow.log_dir})")
 
 
 def _say(msg: str) -> None:
@@ -196,8 +235,42 @@ def main() -> int:
             if len(added) != 1 or added[0]["method"] != "PUT":
                 raise SystemExit("run 2 should have appended exactly one part")
 
-        _say("Summary")
         CONVERSATIONS[key] = [*CONVERSATIONS[key], cues]
+
+        _say("Event-driven: drop a part in S3; symbl_video_events appends it, no run started by hand")
+        events_key, events_cues = EVENT_PART
+        queue_url = s3.notify_queue(BUCKET, "symbl-demo-uploads")
+        print(f"    {BUCKET} notifies SQS queue {queue_url} (moto) of every new object")
+        from scripts.local_airflow import LocalAirflow
+
+        airflow = LocalAirflow(
+            {
+                **env,
+                "SYMBL_EVENTS_QUEUE_URL": queue_url,
+                "SYMBL_EVENTS_POLL_SECONDS": "1",
+                "SYMBL_PIPELINE_BUCKET": BUCKET,
+            },
+            airflow_home / "demo-airflow-logs",
+        )
+        try:
+            started = time.monotonic()
+            airflow.start()
+            airflow.wait_for_dag("symbl_video_events")
+            print(f"    api-server, scheduler, dag-processor, triggerer up in {time.monotonic() - started:.0f}s")
+            index = len(CONVERSATIONS[events_key]) + 1
+            dropped = time.monotonic()
+            _upload_parts(client, make_mp4, workdir, events_key, [events_cues], index)
+            uri = f"s3://{BUCKET}/{INPUT_PREFIX}{events_key}/part-{index:03d}.mp4"
+            print(f"    dropped {uri}")
+            accepted = _wait_accepted(client, events_key, uri, airflow, timeout=240)
+            print(f"    in Symbl {time.monotonic() - dropped:.1f}s after the drop: job {accepted['job_id']}")
+            run = _wait_event_run(airflow, timeout=240)
+            print(f"    run {run['run_id']} ({run.get('run_type', 'asset_triggered')}): {run['state']}")
+        finally:
+            airflow.stop()
+        CONVERSATIONS[events_key] = [*CONVERSATIONS[events_key], events_cues]
+
+        _say("Summary")
         _summary(client, sandbox)
         print("\nDemo finished: every part appended exactly once, in order.")
         return 0

@@ -174,6 +174,29 @@ class S3Server:
             aws_secret_access_key="testing",
         )
 
+    def sqs_client(self):
+        """moto's SQS on the same server: S3 bucket notifications land there."""
+        import boto3
+
+        return boto3.client(
+            "sqs",
+            endpoint_url=self.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def notify_queue(self, bucket: str, queue_name: str) -> str:
+        """Create an SQS queue and send ``bucket``'s ObjectCreated notifications to it; returns its URL."""
+        sqs = self.sqs_client()
+        url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.client().put_bucket_notification_configuration(
+            Bucket=bucket,
+            NotificationConfiguration={"QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]},
+        )
+        return url
+
     def conn_json(self) -> str:
         return json.dumps(
             {

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from symbl_airflow.links import SymblConversationLink
 from symbl_airflow.options import OPTION_NAMES
 from symbl_airflow.templating import parse_rendered
 
@@ -104,6 +105,7 @@ class SymblAppendVideoOperator(BaseOperator):
     )
     template_fields_renderers = {"options": "json", "symbl_options": "json"}
     ui_color = "#e8f1fb"
+    operator_extra_links = (SymblConversationLink(),)
 
     def __init__(
         self,
@@ -226,6 +228,8 @@ class SymblAppendVideoOperator(BaseOperator):
         try:
             options = SymblOptions.from_kwargs(**{**merged, **(self.options or {})})
             options.validate()
+            if self.upload_mode == "stream":  # file uploads carry the options in the request URL
+                options.check_request_line()
         except ValueError as exc:
             raise AirflowFailException(f"invalid Symbl option: {exc}") from exc
         return sources, conversation_id, options
@@ -408,14 +412,28 @@ class SymblAppendVideoOperator(BaseOperator):
                         continue
                     ledger = self._send(store, ledger, writer, action, by_uri, options, len(sources), lease_seconds)
                     running.add(ledger.part(action.source.uri).job_id)
+                    self._link(context, ledger.conversation_id)
                 else:
                     break
             ledger = self._finish(store, ledger, writer, plan)
+            self._link(context, ledger.conversation_id)
         except BaseException as exc:
             if not _is_deferral(exc):
                 self._release_quietly(store, writer)
             raise
         return self._result(ledger, writer, plan, store.shared, context, set(by_uri))
+
+    def _link(self, context: Context, conversation_id: str | None) -> None:
+        """The "Symbl conversation" link, stored as soon as the conversation exists (once per try)."""
+        from symbl_airflow.links import store_conversation_url
+
+        store_conversation_url(context, self.hook, conversation_id, self.log)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any):
+        """OpenLineage: the S3 videos this task sent -> the Symbl conversation."""
+        from symbl_airflow.lineage import append_lineage
+
+        return append_lineage(self.hook, task_instance)
 
     def _ledger_store(self, context: Context) -> LedgerStore:
         from symbl_airflow.ledger import S3LedgerStore, TaskStateLedgerStore
