@@ -24,7 +24,9 @@ DIST_MODULES = {
     "apache-airflow": "airflow",
     "apache-airflow-providers-http": "airflow.providers.http",
     "apache-airflow-providers-amazon": "airflow.providers.amazon",
+    "apache-airflow-providers-common-messaging": "airflow.providers.common.messaging",
     "aiohttp": "aiohttp",
+    "aiobotocore": "aiobotocore",
     "requests": "requests",
     "urllib3": "urllib3",
     "botocore": "botocore",
@@ -102,25 +104,29 @@ def test_python_floor_is_consistent():
 @pytest.mark.unit
 def test_dependencies_are_the_imported_ones():
     declared = {_name(r) for r in PROJECT["dependencies"]}
-    assert declared == set(DIST_MODULES)
+    runtime_pins = {_name(line) for line in (ROOT / "requirements.txt").read_text().splitlines() if "==" in line}
+    assert runtime_pins == declared, "requirements.txt (pins) and pyproject.toml (dependencies) list different packages"
+    assert declared <= set(DIST_MODULES), f"add the module of {declared - set(DIST_MODULES)} to DIST_MODULES"
     imports = _plugin_imports()
     third_party = {
         name
         for name in imports
         if not name.startswith("symbl_airflow") and name.split(".")[0] not in sys.stdlib_module_names
     }
-    for dist, module in DIST_MODULES.items():
-        assert any(name == module or name.startswith(module + ".") for name in third_party), f"{dist} is not imported"
-    provided = set(DIST_MODULES.values()) | TRANSITIVE
-    unexplained = {
+    not_imported = [
+        dist
+        for dist in declared
+        if not any(name == DIST_MODULES[dist] or name.startswith(DIST_MODULES[dist] + ".") for name in third_party)
+    ]
+    assert not_imported == [], "declared but never imported by the plugin"
+    provided = {DIST_MODULES[d] for d in declared} | TRANSITIVE
+    undeclared = {
         name
         for name in third_party
+        if name.split(".")[0] != "airflow" or name.startswith("airflow.providers.")
         if not any(name == m or name.startswith(m + ".") for m in provided if m != "airflow")
-        and name.split(".")[0] != "airflow"
     }
-    assert unexplained == set()
-    runtime_pins = {_name(line) for line in (ROOT / "requirements.txt").read_text().splitlines() if "==" in line}
-    assert runtime_pins == declared
+    assert undeclared == set(), "imported by the plugin but not declared"
 
 
 @pytest.mark.unit
