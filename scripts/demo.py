@@ -207,6 +207,7 @@ def main() -> int:
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
             "SYMBL_PIPELINE_POLL_INTERVAL": "1",
+            "SYMBL_PIPELINE_POOL": "symbl",  # created below
         }
 
         _say("Preparing Airflow (SQLite metadata DB, pool 'symbl')")

@@ -23,8 +23,10 @@ class PipelineSettings:
 
     symbl_conn_id: str = field(default_factory=lambda: os.environ.get("SYMBL_PIPELINE_SYMBL_CONN_ID", "symbl_default"))
     aws_conn_id: str = field(default_factory=lambda: os.environ.get("SYMBL_PIPELINE_AWS_CONN_ID", "aws_default"))
-    #: Pool sized to the Symbl account's concurrent-job limit (create it with include_deferred=True).
-    pool: str = field(default_factory=lambda: os.environ.get("SYMBL_PIPELINE_POOL", "symbl"))
+    #: Pool sized to the Symbl account's concurrent-job limit (created with include_deferred=True). Opt-in:
+    #: a task given a pool that does not exist is never scheduled and nothing but a scheduler log line
+    #: says why (tasks cannot look pools up in Airflow 3), so unset means Airflow's default pool.
+    pool: str | None = field(default_factory=lambda: os.environ.get("SYMBL_PIPELINE_POOL") or None)
     #: Seconds between Symbl job checks in the triggerer, and how long to wait for a conversation's jobs.
     poll_interval: float = field(default_factory=lambda: float(os.environ.get("SYMBL_PIPELINE_POLL_INTERVAL", "10")))
     wait_timeout: float = field(

@@ -170,6 +170,7 @@ class AirflowCluster:
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": "us-east-1",
             "SYMBL_PIPELINE_POLL_INTERVAL": "1",
+            "SYMBL_PIPELINE_POOL": "symbl",  # created in start()
             "SYMBL_PIPELINE_BUCKET": self.events_bucket,
             "SYMBL_EVENTS_QUEUE_URL": self.events_queue_url,
             "SYMBL_EVENTS_POLL_SECONDS": "1",

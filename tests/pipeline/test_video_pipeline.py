@@ -29,7 +29,7 @@ def _load_pipeline(monkeypatch):
     from airflow.dag_processing.dagbag import DagBag
 
     monkeypatch.setenv("SYMBL_PIPELINE_POLL_INTERVAL", "0.2")
-    monkeypatch.setenv("SYMBL_PIPELINE_POOL", "default_pool")
+    monkeypatch.delenv("SYMBL_PIPELINE_POOL", raising=False)
     bag = DagBag(dag_folder=str(ROOT / "dags" / "symbl_video_pipeline.py"))
     assert not bag.import_errors, bag.import_errors
     return bag.dags["symbl_video_pipeline"]
@@ -119,3 +119,16 @@ print(sorted(bag.dags))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "symbl_video_pipeline" in out.stdout and "symbl_append_chain" in out.stdout
+
+
+def test_pool_is_used_only_when_named(monkeypatch):
+    """A pool that does not exist hangs a run silently, so the example DAG uses one only when named."""
+    dag = _load_pipeline(monkeypatch)
+    assert {t.pool for t in dag.tasks} == {"default_pool"}
+    monkeypatch.setenv("SYMBL_PIPELINE_POOL", "symbl")
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "symbl_video_pipeline.py"))
+    pools = {t.task_id: t.pool for t in bag.dags["symbl_video_pipeline"].tasks}
+    assert pools["discover"] == "default_pool"
+    assert {pools[t] for t in ("conversation.append", "conversation.wait")} == {"symbl"}
