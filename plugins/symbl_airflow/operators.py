@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import nullcontext
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
@@ -473,7 +474,9 @@ class SymblAppendVideoOperator(BaseOperator):
         source = S3VideoSource(uri=checked["uri"], bucket=bucket, key=key, size=checked["size"], etag=checked["etag"])
         created = action.conversation_id is None
         try:
-            with _LeaseKeeper(store, writer, lease_seconds, self.log):
+            # Only a shared ledger has a lease to keep (and task-state writes must stay on the task's thread).
+            keeper = _LeaseKeeper(store, writer, lease_seconds, self.log) if store.shared else nullcontext()
+            with keeper:
                 submission = self._submit(source, action.conversation_id, options, action.index, total)
         except _Refused:
             store.update(L.withdraw(writer, source.uri), L.release(writer))
