@@ -176,3 +176,71 @@ def test_plugin_works_without_the_openlineage_provider():
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().endswith("OK")
+
+
+_LISTENER_RUN = """
+import sys, uuid
+from datetime import datetime
+
+from airflow.dag_processing.bundles.manager import DagBundlesManager
+from airflow.dag_processing.collection import update_dag_parsing_results_in_db
+from airflow.sdk import DAG
+from airflow.serialization.serialized_objects import LazyDeserializedDAG
+from airflow.utils.session import create_session
+
+from symbl_airflow import SymblInsightsOperator
+
+conversation, bucket = sys.argv[1], sys.argv[2]
+with DAG(f"ol_{uuid.uuid4().hex[:8]}", schedule=None, start_date=datetime(2024, 1, 1)) as dag:
+    SymblInsightsOperator(
+        task_id="insights", conversation_id=conversation, output_uri=f"s3://{bucket}/ol/", insights=["messages"]
+    )
+with create_session() as session:
+    DagBundlesManager().sync_bundles_to_db(session=session)
+    session.flush()
+    update_dag_parsing_results_in_db(
+        "dags-folder", None, [LazyDeserializedDAG.from_dag(dag)], {}, None, set(), session=session
+    )
+print("STATE", dag.test().state)
+"""
+
+
+def test_the_openlineage_listener_emits_the_datasets(clean_sandbox, conversation, s3, bucket, tmp_path):
+    """The provider's own listener, with a file transport, on a real dag.test() run in a fresh process."""
+    import json
+    import os
+    import time
+
+    events_file = tmp_path / "openlineage.jsonl"
+    env = {
+        **os.environ,
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
+            {"type": "file", "log_file_path": str(events_file), "append": True}
+        ),
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": "symbl-tests",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", _LISTENER_RUN, conversation, bucket],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0 and "STATE success" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-3000:]
+    deadline = time.monotonic() + 30
+    complete = []
+    while not complete and time.monotonic() < deadline:
+        lines = events_file.read_text().splitlines() if events_file.exists() else []
+        events = [json.loads(line) for line in lines if line.strip()]
+        complete = [e for e in events if e["eventType"] == "COMPLETE" and e["job"]["name"].endswith(".insights")]
+        time.sleep(0.5)
+    assert complete, f"no COMPLETE event for the insights task in {events_file}"
+    event = complete[-1]
+    assert [(d["namespace"], d["name"]) for d in event["inputs"]] == [
+        (clean_sandbox.url, f"conversations/{conversation}")
+    ]
+    assert [(d["namespace"], d["name"]) for d in event["outputs"]] == [
+        (f"s3://{bucket}", "ol/messages.json"),
+        (f"s3://{bucket}", "ol/index.json"),
+    ]
+    assert event["run"]["facets"]["externalQuery"]["externalQueryId"] == conversation
