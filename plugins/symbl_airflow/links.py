@@ -69,5 +69,8 @@ def store_conversation_url(
         return None
     if ti is not None:
         ti.xcom_push(key=SYMBL_CONVERSATION_URL_XCOM_KEY, value=url)
-    log.info("Symbl conversation %s: summary page %s", conversation_id, url)
+    # The URL itself is not logged: it is a bearer link to the summary (shown only as the task's extra link).
+    log.info(
+        "Symbl conversation %s: summary page stored for the %r link", conversation_id, SYMBL_CONVERSATION_LINK_NAME
+    )
     return url

@@ -68,3 +68,10 @@ def test_link_name_and_xcom_key():
     link = SymblConversationLink()
     assert link.name == "Symbl conversation"
     assert link.xcom_key == "_link_SymblConversationLink"  # what the api-server reads
+
+
+def test_the_url_is_not_logged(caplog):
+    url = "https://meetinginsights.symbl.ai/meeting/#/eyJzZWNyZXQiOiJ0b2tlbiJ9"
+    with caplog.at_level(logging.DEBUG, logger="test_links"):
+        store_conversation_url({"ti": TI()}, Hook(url), "42", log)
+    assert "Symbl conversation 42" in caplog.text and url not in caplog.text and "eyJ" not in caplog.text
