@@ -58,7 +58,7 @@ def _hooks(s: Settings, workdir: Path) -> dict:
         n,
         1.0 if s.quick else 2.0,
         6.0 if s.quick else 10.0,
-        2 if s.quick else 3,
+        2 if s.quick else 4,
         isolated.PREVIOUS_REV,
     )
 

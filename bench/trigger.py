@@ -320,7 +320,7 @@ def run_hook_pairs(
 
     Each repeat submits ``n`` jobs of ``job_seconds`` and polls them from ``n`` concurrent waits in a
     fresh process (one hook and session per wait, as ``SymblJobTrigger`` does), once per hook, back
-    to back (so a pair shares the machine's load).
+    to back (so a pair shares the machine's load), the order alternating from one repeat to the next.
     """
     import requests
 
@@ -344,7 +344,7 @@ def run_hook_pairs(
         token = sandbox.token()
         session = requests.Session()
         for rep in range(repeat):
-            for hook in ("previous", "current"):
+            for hook in ("previous", "current") if rep % 2 == 0 else ("current", "previous"):
                 proc = subprocess.Popen(
                     [
                         sys.executable,
