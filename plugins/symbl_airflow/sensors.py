@@ -9,9 +9,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, conf
-from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 
-from symbl_airflow.errors import SymblJobIdsError
+from symbl_airflow.errors import SymblJobIdsError, SymblNotFoundError
 from symbl_airflow.links import SymblConversationLink, store_conversation_url
 from symbl_airflow.templating import parse_rendered
 from symbl_airflow.triggers import SymblJobTrigger, error_for_event, job_failed_error, normalize_job_ids
@@ -167,7 +167,15 @@ class SymblJobSensor(BaseSensorOperator):
         job_ids, conversation_id = self._resolve()
         pending = [job_id for job_id in job_ids if job_id not in self._completed]
         for job_id in pending:
-            job = self.hook.get_job(job_id)
+            try:
+                job = self.hook.get_job(job_id)
+            except SymblNotFoundError as exc:
+                # A wrong id stays wrong: fail now, like the trigger's fatal error event.
+                video = f" (video {self._source_of(job_id)})" if self._source_of(job_id) else ""
+                raise AirflowFailException(
+                    f"Symbl job {job_id}{video} was not found{self._where(conversation_id)} (HTTP {exc.status}: "
+                    f"{exc.message}): check the job id (it comes from the submission's jobId)"
+                ) from None
             if job.is_failed:
                 raise job_failed_error(job_id, conversation_id, self._source_of(job_id))
             if job.is_completed:

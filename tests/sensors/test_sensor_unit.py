@@ -186,3 +186,33 @@ def test_plain_empty_job_ids_are_still_an_error():
 
     with pytest.raises(ValueError, match="job_ids"):
         SymblJobSensor(task_id="empty", job_ids=[], deferrable=True).execute({})
+
+
+class _Hook:
+    def __init__(self, answer):
+        self.answer = answer
+
+    def get_job(self, job_id):
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        from symbl_airflow.hooks import SymblJob
+
+        return SymblJob(job_id, self.answer)
+
+
+def test_poke_unknown_job_fails_without_retry_naming_the_video():
+    from symbl_airflow.errors import SymblNotFoundError
+
+    sensor = SymblJobSensor(task_id="wait", job_ids=XCOM)
+    sensor.__dict__["hook"] = _Hook(SymblNotFoundError("Job not found", status=404, endpoint="/v1/job/j1"))
+    with pytest.raises(AirflowFailException, match=r"Symbl job j1 \(video s3://b/1.mp4\) was not found") as exc:
+        sensor.poke({})
+    assert "conversation_id=c1" in str(exc.value) and "HTTP 404: Job not found" in str(exc.value)
+
+
+def test_poke_failed_job_fails_without_retry_naming_the_video():
+    sensor = SymblJobSensor(task_id="wait", job_ids=XCOM)
+    sensor.__dict__["hook"] = _Hook("failed")
+    with pytest.raises(SymblJobFailedError, match=r"Symbl job j1 failed \(video s3://b/1.mp4\)") as exc:
+        sensor.poke({})
+    assert isinstance(exc.value, AirflowFailException)
