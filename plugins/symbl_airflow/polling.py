@@ -316,10 +316,6 @@ class PollPlan:
             # A fixed cadence from the poll's start: a slow poll does not stretch the interval.
             job.next_at = sent_at + self.poll_interval
 
-    def failed(self, job_id: str, retry_at: float) -> None:
-        """A poll of the job failed (transient): it is due again at ``retry_at``."""
-        self.jobs[job_id].next_at = retry_at
-
     def _learnable(self, job_id: str) -> bool:
         index = self.order.index(job_id)
         if index == 0:
