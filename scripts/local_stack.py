@@ -163,11 +163,12 @@ class S3Server:
         self.proc = proc
         self.endpoint_url = endpoint_url
 
-    def client(self):
+    def client(self, service: str = "s3"):
+        """A boto3 client of the moto server (``"sqs"``: where S3 bucket notifications land)."""
         import boto3
 
         return boto3.client(
-            "s3",
+            service,
             endpoint_url=self.endpoint_url,
             region_name="us-east-1",
             aws_access_key_id="testing",
@@ -175,16 +176,7 @@ class S3Server:
         )
 
     def sqs_client(self):
-        """moto's SQS on the same server: S3 bucket notifications land there."""
-        import boto3
-
-        return boto3.client(
-            "sqs",
-            endpoint_url=self.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        return self.client("sqs")
 
     def notify_queue(self, bucket: str, queue_name: str) -> str:
         """Create an SQS queue and send ``bucket``'s ObjectCreated notifications to it; returns its URL."""

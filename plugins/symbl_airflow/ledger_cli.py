@@ -34,13 +34,17 @@ def _store(args) -> L.S3LedgerStore:
     return L.S3LedgerStore(S3Hook(aws_conn_id=args.aws_conn_id), args.ledger)
 
 
-def _refuse_if_busy(ledger: L.Ledger, force: bool) -> None:
+def _open_for_edit(args) -> tuple[L.S3LedgerStore, L.Ledger]:
+    """The ledger to change, refused while a live writer holds it (it may be sending right now)."""
+    store = _store(args)
+    ledger = store.load()
     lease = ledger.lease
-    if lease and lease.expires_at > time.time() and not force:
+    if lease and lease.expires_at > time.time() and not args.force:
         raise SystemExit(
             f"{ledger.uri} is held by {lease.owner} until {L._iso(lease.expires_at)}: a writer may be sending right "
             "now. Wait until it is done (or add --force if you know it is dead)."
         )
+    return store, ledger
 
 
 def show(args) -> int:
@@ -70,9 +74,7 @@ def show(args) -> int:
 
 
 def resolve(args) -> int:
-    store = _store(args)
-    ledger = store.load()
-    _refuse_if_busy(ledger, args.force)
+    store, ledger = _open_for_edit(args)
     action = "resend" if args.resend else "sent"
     store.update(
         L.resolve_unconfirmed(_writer(), args.part, action, job_id=args.job_id, conversation_id=args.conversation_id),
@@ -83,18 +85,14 @@ def resolve(args) -> int:
 
 
 def skip(args) -> int:
-    store = _store(args)
-    ledger = store.load()
-    _refuse_if_busy(ledger, args.force)
+    store, ledger = _open_for_edit(args)
     store.update(L.skip_failed(_writer(), args.part), ledger=ledger)
     print(f"{args.part}: skipped on purpose; later parts will be appended after it")
     return 0
 
 
 def restart(args) -> int:
-    store = _store(args)
-    ledger = store.load()
-    _refuse_if_busy(ledger, args.force)
+    store, ledger = _open_for_edit(args)
     if not ledger.exists:
         raise SystemExit(f"{args.ledger} does not exist; the next run starts a new conversation anyway")
     archive_key = store.key.rsplit("/", 1)

@@ -122,7 +122,7 @@ class AirflowCluster:
         self.s3 = start_s3(self.workdir / "s3")
         # The event path: S3 notifications -> moto's SQS -> the AssetWatcher of symbl_video_events.
         self.events_bucket = "e2e-events"
-        sqs = self.sqs_client()
+        sqs = self.s3.sqs_client()
         self.events_queue_url = sqs.create_queue(QueueName="symbl-uploads")["QueueUrl"]
         self.events_queue_arn = sqs.get_queue_attributes(QueueUrl=self.events_queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
@@ -198,17 +198,6 @@ class AirflowCluster:
         self.api("PATCH", f"/api/v2/dags/{DAG_ID}", json={"is_paused": False})
         self.wait_until(lambda: self._get_ok(f"/api/v2/dags/{EVENTS_DAG_ID}"), 180, f"DAG {EVENTS_DAG_ID} parsed")
         self.api("PATCH", f"/api/v2/dags/{EVENTS_DAG_ID}", json={"is_paused": False})
-
-    def sqs_client(self):
-        import boto3
-
-        return boto3.client(
-            "sqs",
-            endpoint_url=self.s3.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
 
     def enable_notifications(self, bucket: str) -> None:
         """S3 sends ObjectCreated notifications of ``bucket`` to the events queue (as a bucket owner would)."""

@@ -91,18 +91,6 @@ def test_scan_caps_the_run_and_leaves_the_rest(s3, bucket):
     assert len(found.work) == 2 and found.deferred == ["c2", "c3", "c4"]
 
 
-def _sqs(s3):
-    import boto3
-
-    return boto3.client(
-        "sqs",
-        endpoint_url=s3.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
 @pytest.mark.integration
 def test_events_from_real_s3_notifications_through_sqs(s3, bucket):
     """moto's S3 notifies its SQS; the Amazon provider's own SQS trigger reads them, as the AssetWatcher does."""
@@ -111,13 +99,8 @@ def test_events_from_real_s3_notifications_through_sqs(s3, bucket):
 
     from symbl_airflow.discovery import from_events
 
-    client, sqs = s3.client(), _sqs(s3)
-    queue = sqs.create_queue(QueueName=f"uploads-{bucket}")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    client.put_bucket_notification_configuration(
-        Bucket=bucket,
-        NotificationConfiguration={"QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]},
-    )
+    client = s3.client()
+    queue = s3.notify_queue(bucket, f"uploads-{bucket}")
     _folder(client, bucket, "standup", ["part-001.mp4"], appended=1)  # already in Symbl
     client.put_object(Bucket=bucket, Key=f"{PREFIX}standup/part-002.mp4", Body=b"mp4")  # new
     client.put_object(Bucket=bucket, Key=f"{PREFIX}standup/part-002.mp4", Body=b"mp4")  # duplicate notification
