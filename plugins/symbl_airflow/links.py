@@ -56,7 +56,7 @@ def store_conversation_url(
     if not conversation_id:
         return None
     ti = context.get("ti")
-    if ti is not None:
+    if hasattr(ti, "xcom_pull"):
         stored = ti.xcom_pull(task_ids=ti.task_id, key=SYMBL_CONVERSATION_URL_XCOM_KEY, map_indexes=ti.map_index)
         if isinstance(stored, str) and stored:
             return stored
@@ -67,7 +67,7 @@ def store_conversation_url(
         return None
     if not url:
         return None
-    if ti is not None:
+    if hasattr(ti, "xcom_push"):
         ti.xcom_push(key=SYMBL_CONVERSATION_URL_XCOM_KEY, value=url)
     # The URL itself is not logged: it is a bearer link to the summary (shown only as the task's extra link).
     log.info(
