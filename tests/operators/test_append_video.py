@@ -300,3 +300,15 @@ def test_unknown_option_is_rejected_at_parse_time():
 
     with pytest.raises(TypeError):
         SymblAppendVideoOperator(task_id="x", source="s3://b/k.mp4", confidence_treshold=0.7)
+
+
+def test_a_list_rendered_to_a_string_is_parsed_back(clean_sandbox, run_dag, parts):
+    """Without native rendering Jinja turns a list into its repr; the source list still works."""
+    from symbl_airflow import SymblAppendVideoOperator
+
+    uris, datas = parts
+    with make_dag("test_append") as dag:  # render_template_as_native_obj is off
+        SymblAppendVideoOperator(task_id="all", source="{{ params.videos }}", params={"videos": uris[:2]})
+    dr = run_dag(dag)
+    assert dr.state == "success", ti_states(dr)
+    assert [e["sha256"] for e in clean_sandbox.ledger()] == [_sha(d) for d in datas[:2]]
