@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Sequence
 from contextlib import nullcontext
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -617,7 +617,7 @@ class SymblAppendVideoOperator(BaseOperator):
         if self.on_busy == "fail":
             raise AirflowFailException(
                 f"conversation ledger {store.uri} is held by {action.owner} until "
-                f"{datetime.fromtimestamp(action.expires_at, tz=timezone.utc):%Y-%m-%d %H:%M:%S} UTC: another run or "
+                f"{datetime.fromtimestamp(action.expires_at, tz=UTC):%Y-%m-%d %H:%M:%S} UTC: another run or "
                 "deployment is appending to this conversation. Nothing was sent. Run again later, or use "
                 "on_busy='wait'."
             )
@@ -626,14 +626,14 @@ class SymblAppendVideoOperator(BaseOperator):
             "Conversation ledger %s is held by %s until %s; waiting %.0fs before looking again",
             store.uri,
             action.owner,
-            datetime.fromtimestamp(action.expires_at, tz=timezone.utc).isoformat(),
+            datetime.fromtimestamp(action.expires_at, tz=UTC).isoformat(),
             wait,
         )
         if self.deferrable:
             from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
             self.defer(
-                trigger=DateTimeTrigger(moment=datetime.now(tz=timezone.utc) + timedelta(seconds=wait)),
+                trigger=DateTimeTrigger(moment=datetime.now(tz=UTC) + timedelta(seconds=wait)),
                 method_name=RESUME_METHOD_NAME,
                 kwargs={"checked": checked, "token": writer.token, "running": sorted(running)},
                 timeout=timedelta(seconds=self.timeout),

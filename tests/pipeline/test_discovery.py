@@ -116,7 +116,7 @@ def test_events_from_real_s3_notifications_through_sqs(s3, bucket):
             gen = trigger.run()
             try:
                 event = await asyncio.wait_for(gen.__anext__(), 5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
             finally:
                 await gen.aclose()

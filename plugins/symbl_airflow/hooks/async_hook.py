@@ -169,7 +169,7 @@ class SymblAsyncHook(SymblHookMixin, BaseHook):
                 ) as resp:
                     status, text = resp.status, await resp.text()
                     retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 raise call.error(
                     SymblConnectionError, f"no response after {number} attempt(s): {describe(exc)}"
                 ) from None
