@@ -111,6 +111,8 @@ class SymblJobSensor(BaseSensorOperator):
 
     :param job_ids: a job id, a list of job ids, or the XCom of ``SymblAppendVideoOperator``
         (``{"conversation_id", "job_ids", "sources"}``, e.g. ``append_task.output``) or a list of those.
+        When the XCom also carries ``media_seconds`` and ``accepted_at`` (aligned with ``job_ids``), a
+        deferred wait polls each job when it should be done instead of once per interval.
     :param symbl_conn_id: the Symbl Airflow connection.
     :param deferrable: wait in the triggerer instead of holding a worker slot (then ``poke_interval``
         defaults to 10 s).
