@@ -137,12 +137,16 @@ class SymblAsyncHook(SymblHookMixin, BaseHook):
     ) -> tuple[int, str]:
         """One logical call under the retry policy (idempotent calls only): a 2xx ``(status, text)``."""
         config = self._config or await self.aget_config()
-        return await self._retry_policy(config).arun(
-            call,
-            lambda number: self._attempt(session, config, call, number, params, json_body),
-            log=self.log,
-            sleep=self._sleep,
-        )
+        try:
+            return await self._attempt(session, config, call, 1, params, json_body)
+        except Exception as exc:
+            return await self._retry_policy(config).aretry(
+                call,
+                exc,
+                lambda number: self._attempt(session, config, call, number, params, json_body),
+                log=self,
+                sleep=self._sleep,
+            )
 
     async def _attempt(self, session, config, call: Call, number: int, params, json_body) -> tuple[int, str]:
         """One attempt; a 401 gets one token refresh and one resend within it."""

@@ -15,8 +15,9 @@ A call is repeated only when repeating it cannot do harm:
 
 A 401 is not a retry: the attempt refreshes the token once and resends (see the hooks).
 
-Tenacity runs the policy from the first failure on: the first attempt is a plain call, and its failure
-is handed to ``Retrying`` / ``AsyncRetrying`` as attempt 1. Setting tenacity up costs about 35 us of
+Tenacity runs the policy from the first failure on: the hooks make the first attempt as a plain call
+and hand its failure to :meth:`RetryPolicy.retry` / :meth:`RetryPolicy.aretry` (``Retrying`` /
+``AsyncRetrying``), where it counts as attempt 1. Setting tenacity up costs about 35 us of
 CPU per call, a third of a whole job poll's client CPU (measured: 0.29 vs 0.44 ms per GET, see
 "The trigger path against the previous hook" in docs/benchmarks.md), so the common case, a first
 attempt that succeeds, does not pay it. ``max_retry_seconds`` counts from that failure.
@@ -151,7 +152,11 @@ class RetryPolicy:
         )
 
     def tenacity_kwargs(self, call: Call, *, log: Any, sleep: Callable[[float], Any]) -> dict[str, Any]:
-        """Arguments for ``tenacity.Retrying`` (sync hook) or ``tenacity.AsyncRetrying`` (async hook)."""
+        """Arguments for ``tenacity.Retrying`` (sync hook) or ``tenacity.AsyncRetrying`` (async hook).
+
+        ``log`` is the hook (anything with ``.log``): its logger is built on first use, only to
+        report a retry (building it per hook costs more than a poll).
+        """
         return {
             "retry": retry_if_exception(lambda exc: is_retryable(exc, call)),
             "wait": _wait_retry_after_or_jitter(self.backoff_base, self.backoff_max),
@@ -161,32 +166,24 @@ class RetryPolicy:
             "sleep": sleep,
         }
 
-    def run(self, call: Call, attempt: Callable[[int], T], *, log: Any, sleep: Callable[[float], Any]) -> T:
-        """``attempt(number)`` under the policy (sync hook)."""
-        try:
-            return attempt(1)
-        except Exception as exc:
-            first = exc
+    def retry(self, call: Call, first: Exception, attempt: Callable[[int], T], *, log: Any, sleep: Any) -> T:
+        """After attempt 1 of ``call`` failed with ``first``: ``attempt(number)`` under the policy (sync)."""
         for state in Retrying(**self.tenacity_kwargs(call, log=log, sleep=sleep)):
             with state:
                 return _replay(state, first, attempt)
         raise AssertionError("unreachable: the policy raises when it gives up")  # pragma: no cover
 
-    async def arun(self, call: Call, attempt: Callable[[int], Awaitable[T]], *, log: Any, sleep: Any) -> T:
-        """``await attempt(number)`` under the policy (async hook)."""
-        try:
-            return await attempt(1)
-        except Exception as exc:
-            first = exc
+    async def aretry(self, call: Call, first: Exception, attempt: Callable[[int], Awaitable[T]], *, log, sleep) -> T:
+        """After attempt 1 of ``call`` failed with ``first``: ``await attempt(number)`` under the policy."""
         async for state in AsyncRetrying(**self.tenacity_kwargs(call, log=log, sleep=sleep)):
             with state:
                 return await _replay(state, first, attempt)
         raise AssertionError("unreachable: the policy raises when it gives up")  # pragma: no cover
 
-    def _log_retry(self, log: Any, state: RetryCallState) -> None:
+    def _log_retry(self, owner: Any, state: RetryCallState) -> None:
         exc = state.outcome.exception()
         reason = f"HTTP {exc.status}: {exc.message}" if exc.status is not None else exc.message
-        log.warning(
+        owner.log.warning(
             "[attempt %d/%d] %s %s failed (%s); retrying in %.2f s",
             state.attempt_number,
             self.max_attempts,

@@ -143,12 +143,16 @@ class SymblHook(SymblHookMixin, HttpHook):
         content_type: str | None = None,
     ) -> requests.Response:
         """One logical call under the retry policy: a 2xx response, or a ``SymblError``."""
-        return self.retry_policy.run(
-            call,
-            lambda number: self._attempt(call, number, params, json_body, body, content_type),
-            log=self.log,
-            sleep=self._sleep,
-        )
+        try:
+            return self._attempt(call, 1, params, json_body, body, content_type)
+        except Exception as exc:
+            return self.retry_policy.retry(
+                call,
+                exc,
+                lambda number: self._attempt(call, number, params, json_body, body, content_type),
+                log=self,
+                sleep=self._sleep,
+            )
 
     def _attempt(self, call: Call, number: int, params, json_body, body, content_type) -> requests.Response:
         """One attempt; a 401 gets one token refresh and one resend within it."""

@@ -77,7 +77,7 @@ class SymblSubmission:
         return {"conversation_id": self.conversation_id, "job_id": self.job_id}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Call:
     """One logical API call: what every error of it names."""
 
