@@ -36,3 +36,16 @@ def collector(key: str):
 
 def ti_states(dr) -> dict[str, str]:
     return {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
+
+
+def task_xcoms(dag_id: str, task_id: str) -> dict[str, object]:
+    """Every XCom a task of a ``dag.test()`` run pushed, by key (deserialized)."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(XComModel.key, XComModel.value).where(XComModel.dag_id == dag_id, XComModel.task_id == task_id)
+        ).all()
+    return {key: XComModel.deserialize_value(type("Row", (), {"value": value})()) for key, value in rows}

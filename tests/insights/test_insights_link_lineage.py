@@ -10,23 +10,11 @@ import pytest
 import requests
 
 from symbl_airflow.links import SYMBL_CONVERSATION_LINK_NAME, SYMBL_CONVERSATION_URL_XCOM_KEY, SymblConversationLink
-from tests.airflow_helpers import make_dag, ti_states
+from tests.airflow_helpers import make_dag, task_xcoms, ti_states
 
 pytestmark = pytest.mark.integration
 
 LINK_XCOM_KEY = SymblConversationLink().xcom_key
-
-
-def _xcoms(dag_id: str, task_id: str) -> dict[str, object]:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        rows = session.execute(
-            select(XComModel.key, XComModel.value).where(XComModel.dag_id == dag_id, XComModel.task_id == task_id)
-        ).all()
-    return {key: XComModel.deserialize_value(type("Row", (), {"value": value})()) for key, value in rows}
 
 
 def test_link_stored_in_xcom_and_opens_the_summary_page(run_dag, clean_sandbox, conversation, s3, bucket):
@@ -42,7 +30,7 @@ def test_link_stored_in_xcom_and_opens_the_summary_page(run_dag, clean_sandbox, 
     dr = run_dag(dag)
     assert dr.state == "success", ti_states(dr)
 
-    xcoms = _xcoms(dag.dag_id, "insights")
+    xcoms = task_xcoms(dag.dag_id, "insights")
     url = xcoms[SYMBL_CONVERSATION_URL_XCOM_KEY]
     # What the api-server reads for the button: the worker copies the URL under the link's own key.
     assert xcoms[LINK_XCOM_KEY] == url
@@ -69,7 +57,7 @@ def test_no_link_when_symbl_offers_no_experience_api(run_dag, clean_sandbox, con
         )
     dr = run_dag(dag)
     assert dr.state == "success", ti_states(dr)
-    xcoms = _xcoms(dag.dag_id, "insights")
+    xcoms = task_xcoms(dag.dag_id, "insights")
     assert SYMBL_CONVERSATION_URL_XCOM_KEY not in xcoms
     assert not xcoms.get(LINK_XCOM_KEY)  # the button stays disabled, the task is not failed by a link
 

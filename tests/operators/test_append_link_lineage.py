@@ -6,23 +6,11 @@ import pytest
 import requests
 
 from symbl_airflow.links import SYMBL_CONVERSATION_LINK_NAME, SYMBL_CONVERSATION_URL_XCOM_KEY, SymblConversationLink
-from tests.airflow_helpers import make_dag, ti_states
+from tests.airflow_helpers import make_dag, task_xcoms, ti_states
 
 pytestmark = pytest.mark.integration
 
 CUES = [("Alice", "Welcome to the link test."), ("Bob", "Glad to be here.")]
-
-
-def _xcoms(dag_id: str, task_id: str) -> dict[str, object]:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        rows = session.execute(
-            select(XComModel.key, XComModel.value).where(XComModel.dag_id == dag_id, XComModel.task_id == task_id)
-        ).all()
-    return {key: XComModel.deserialize_value(type("Row", (), {"value": value})()) for key, value in rows}
 
 
 def test_append_task_links_to_the_summary_page(run_dag, clean_sandbox, s3, bucket, mp4):
@@ -33,7 +21,7 @@ def test_append_task_links_to_the_summary_page(run_dag, clean_sandbox, s3, bucke
         SymblAppendVideoOperator(task_id="append", source=f"s3://{bucket}/m/part-1.mp4")
     dr = run_dag(dag)
     assert dr.state == "success", ti_states(dr)
-    xcoms = _xcoms(dag.dag_id, "append")
+    xcoms = task_xcoms(dag.dag_id, "append")
     url = xcoms[SYMBL_CONVERSATION_URL_XCOM_KEY]
     assert xcoms[SymblConversationLink().xcom_key] == url
     page = requests.get(url, timeout=10)
