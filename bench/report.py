@@ -242,10 +242,12 @@ def plot(results: dict, path: Path) -> None:
         cpu_ax = trig_ax.twinx()
         cpu_ax.bar([i + width for i in x], [r["cpu_share"] * 100 for r in trig], width, color="#009650")
         cpu_ax.set(ylabel="CPU (% of one core)", ylim=(0, max(20.0, max(r["cpu_share"] * 100 for r in trig) * 1.2)))
-        cpu_ax.bar([], [], color="#009650", label="CPU % of one core")
-        handles = trig_ax.get_legend_handles_labels()
-        extra = cpu_ax.get_legend_handles_labels()
-        trig_ax.legend(handles[0] + extra[0], handles[1] + extra[1], fontsize=8, loc="upper left")
+        from matplotlib.patches import Patch
+
+        handles, labels = trig_ax.get_legend_handles_labels()
+        handles.append(Patch(color="#009650"))
+        labels.append("CPU (% of one core, right axis)")
+        trig_ax.legend(handles, labels, fontsize=8, loc="upper left")
         trig_ax.set_title(f"{trig[0]['triggers']} triggers in one process (poll {trig[0]['poll_interval']:g} s)")
 
     # 4. DAG parse: import time over airflow.sdk, min-max whiskers over the fresh processes.

@@ -109,16 +109,20 @@ def worker(args: argparse.Namespace) -> dict:
     if args.hook:
         # Hook pairs: the trigger's use of the hook (one session per wait, one GET per job per
         # interval) without the trigger, so a change of the trigger does not blur the comparison.
-        if args.hook == "previous":
-            from bench.isolated import load_previous_hooks
+        # One process polls with both hooks, one batch each, as the orchestrator names them.
+        from bench.isolated import load_previous_hooks
+        from symbl_airflow.hooks import SymblAsyncHook
 
-            hook_cls = load_previous_hooks(args.previous_rev).SymblAsyncHook
-        else:
-            from symbl_airflow.hooks import SymblAsyncHook as hook_cls
+        hooks = {"previous": load_previous_hooks(args.previous_rev).SymblAsyncHook, "current": SymblAsyncHook}
         logging.getLogger("airflow").setLevel(logging.WARNING)
         print("ready", flush=True)
-        job_ids = json.loads(sys.stdin.readline())
-        return asyncio.run(_poll_with(hook_cls, job_ids, args.poll_interval))
+        for line in sys.stdin:
+            name, ids = line.split(" ", 1)
+            print(
+                json.dumps({"hook": name, **asyncio.run(_poll_with(hooks[name], json.loads(ids), args.poll_interval))})
+            )
+            print("ready", flush=True)
+        return {}
 
     logging.getLogger("airflow").setLevel(logging.WARNING)
     logging.getLogger("symbl_airflow").setLevel(logging.WARNING)
@@ -318,9 +322,10 @@ def run_hook_pairs(
 ) -> dict:
     """The trigger's polling path with the current hook vs the previous one: CPU per job GET, paired.
 
-    Each repeat submits ``n`` jobs of ``job_seconds`` and polls them from ``n`` concurrent waits in a
-    fresh process (one hook and session per wait, as ``SymblJobTrigger`` does), once per hook, back
-    to back (so a pair shares the machine's load), the order alternating from one repeat to the next.
+    Each repeat starts one process that polls, after a small warm-up batch with each hook, ``n`` fresh
+    jobs of ``job_seconds`` from ``n`` concurrent waits (one hook and session per wait, as
+    ``SymblJobTrigger`` does) with one hook, then ``n`` more with the other, back to back in the same
+    process (so a pair shares the machine's load and the process state), the order alternating.
     """
     import requests
 
@@ -344,31 +349,18 @@ def run_hook_pairs(
         token = sandbox.token()
         session = requests.Session()
         for rep in range(repeat):
-            for hook in ("previous", "current") if rep % 2 == 0 else ("current", "previous"):
-                proc = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "bench.trigger",
-                        "worker",
-                        "--poll-interval",
-                        str(poll_interval),
-                        "--hook",
-                        hook,
-                        "--previous-rev",
-                        previous_rev,
-                    ],
-                    cwd=ROOT,
-                    env=env,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                )
-                try:
-                    assert proc.stdout.readline().strip() == "ready", proc.stderr.read()[-3000:]
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "bench.trigger", "worker", "--poll-interval", str(poll_interval),
+                 "--hook", "pairs", "--previous-rev", previous_rev],
+                cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            try:
+                assert proc.stdout.readline().strip() == "ready", proc.stderr.read()[-3000:]
+                # A warm-up batch first (not reported), then the pair, its order alternating per repeat.
+                order = ["current", "previous"] + (["previous", "current"] if rep % 2 == 0 else ["current", "previous"])
+                for index, hook in enumerate(order):
                     job_ids = []
-                    for _ in range(n):
+                    for _ in range(n if index >= 2 else 20):
                         resp = session.post(
                             sandbox.url + "/v1/process/video",
                             data=media,
@@ -378,31 +370,36 @@ def run_hook_pairs(
                         resp.raise_for_status()
                         job_ids.append(resp.json()["jobId"])
                     before = sandbox.stats()["requests"].get(JOB_ROUTE, 0)
-                    proc.stdin.write(json.dumps(job_ids) + "\n")
+                    proc.stdin.write(f"{hook} {json.dumps(job_ids)}\n")
                     proc.stdin.flush()
-                    out, err = proc.communicate(timeout=job_seconds * 4 + 300)
-                finally:
-                    if proc.poll() is None:
-                        proc.kill()
-                        proc.wait()
-                if proc.returncode != 0:
-                    raise RuntimeError(f"trigger worker failed: {err[-3000:]}")
-                result = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
-                gets = sandbox.stats()["requests"].get(JOB_ROUTE, 0) - before
-                ok = sum(1 for e in result["events"].values() if e["status"] == "success")
-                runs.append(
-                    {
-                        "hook": hook,
-                        "repeat": rep,
-                        "gets": gets,
-                        "cpu_s": result["cpu_s"],
-                        "wall_s": result["wall_s"],
-                        "ms_per_get": 1000 * result["cpu_s"] / max(1, gets),
-                        "success": ok,
-                        "triggers": n,
-                    }
-                )
-                log(f"  {hook:<8} repeat {rep}: {gets} GETs, {runs[-1]['ms_per_get']:.2f} ms CPU per GET, {ok}/{n} ok")
+                    result = json.loads(proc.stdout.readline())
+                    assert proc.stdout.readline().strip() == "ready"
+                    if index < 2:
+                        continue
+                    gets = sandbox.stats()["requests"].get(JOB_ROUTE, 0) - before
+                    ok = sum(1 for e in result["events"].values() if e["status"] == "success")
+                    runs.append(
+                        {
+                            "hook": hook,
+                            "repeat": rep,
+                            "gets": gets,
+                            "cpu_s": result["cpu_s"],
+                            "wall_s": result["wall_s"],
+                            "ms_per_get": 1000 * result["cpu_s"] / max(1, gets),
+                            "success": ok,
+                            "triggers": n,
+                        }
+                    )
+                    log(
+                        f"  {hook:<8} repeat {rep}: {gets} GETs, "
+                        f"{runs[-1]['ms_per_get']:.3f} ms CPU per GET, {ok}/{n} ok"
+                    )
+                proc.stdin.close()
+                proc.wait(60)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
     finally:
         sandbox.stop()
     by = {(r["hook"], r["repeat"]): r for r in runs}
@@ -438,7 +435,7 @@ def main(argv: list[str] | None = None) -> None:
     w.add_argument("--poll-interval", type=float, default=10.0)
     w.add_argument("--timeout", type=float, default=3600.0)
     w.add_argument("--spread", type=float, default=0.0)
-    w.add_argument("--hook", choices=("current", "previous"), help="hook pairs: poll with this hook directly")
+    w.add_argument("--hook", choices=("pairs",), help="hook pairs: poll batches named on stdin with either hook")
     w.add_argument("--previous-rev", default="")
     p = sub.add_parser("poke")
     p.add_argument("--job-id", required=True)
