@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from symbl_airflow.hooks.upload import DEFAULT_CHUNK_SIZE
 from symbl_airflow.links import SymblConversationLink
 from symbl_airflow.options import OPTION_NAMES
 from symbl_airflow.templating import parse_rendered
@@ -128,7 +129,7 @@ class SymblAppendVideoOperator(BaseOperator):
         resend_unconfirmed: bool = False,
         on_busy: str = "wait",
         lease_seconds: float | None = None,
-        chunk_size: int = 8 << 20,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
         symbl_options: dict | str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -478,8 +479,10 @@ class SymblAppendVideoOperator(BaseOperator):
             keeper = _LeaseKeeper(store, writer, lease_seconds, self.log) if store.shared else nullcontext()
             with keeper:
                 submission = self._submit(source, action.conversation_id, options, action.index, total)
-        except _Refused:
+        except _Refused as exc:
             store.update(L.withdraw(writer, source.uri), L.release(writer))
+            if exc.fatal:
+                raise AirflowFailException(str(exc)) from exc.__cause__
             raise
         except _Unconfirmed as exc:
             cause = exc.__cause__
@@ -673,7 +676,8 @@ class SymblAppendVideoOperator(BaseOperator):
             raise _Unconfirmed(f"part {index + 1}/{total} {source.uri}: {exc}") from exc
         except (SymblError, VideoSourceError) as exc:
             raise _Refused(
-                f"part {index + 1}/{total} {source.uri} was not accepted by Symbl: {exc}. Later parts were not sent."
+                f"part {index + 1}/{total} {source.uri} was not accepted by Symbl: {exc}. Later parts were not sent.",
+                fatal=isinstance(exc, AirflowFailException),
             ) from exc
 
     # ---------------------------------------------------------------- waiting
@@ -719,11 +723,10 @@ class SymblAppendVideoOperator(BaseOperator):
         if not event or "status" not in event:
             raise AirflowException(f"SymblJobTrigger returned an invalid event: {event!r}")
         if event["status"] != "success":
-            error = AirflowFailException if event["status"] == "failed" else AirflowException
-            raise error(
-                f"waiting for Symbl conversation {event.get('conversation_id')} ended with "
-                f"{event['status']}: {event.get('message')}"
-            )
+            from symbl_airflow.triggers import error_for_event
+
+            sources = dict(zip((result or {}).get("job_ids", []), (result or {}).get("sources", []), strict=False))
+            raise error_for_event(event, sources)  # the trigger's message, once; a failed job is final
         self.log.info("%s", event.get("message") or "Symbl jobs completed")
         return result or {
             "conversation_id": event.get("conversation_id"),
@@ -733,7 +736,14 @@ class SymblAppendVideoOperator(BaseOperator):
 
 
 class _Refused(AirflowException):
-    """Symbl (or S3) definitely refused a part: it was not appended, so a retry may send it again."""
+    """Symbl (or S3) definitely refused a part: it was not appended, so a retry may send it again.
+
+    ``fatal``: a retry cannot help (wrong credentials, a Retry-After beyond the budget): fail at once.
+    """
+
+    def __init__(self, message: str, *, fatal: bool = False) -> None:
+        super().__init__(message)
+        self.fatal = fatal
 
 
 class _Unconfirmed(AirflowException):

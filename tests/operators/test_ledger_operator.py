@@ -112,3 +112,20 @@ def test_no_append_after_a_failed_job(clean_sandbox, s3, bucket, mp4):
     with pytest.raises(AirflowFailException, match="is stopped: no later part is appended"):
         _run(uris, ledger_uri)
     assert len(clean_sandbox.ledger()) == 1
+
+
+def test_wrong_credentials_fail_once_and_leave_no_intent(clean_sandbox, s3, bucket, mp4, monkeypatch):
+    """A refusal no retry can fix fails the task at once; the ledger shows nothing in flight."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    conn = json.loads(clean_sandbox.conn_json())
+    monkeypatch.setenv("AIRFLOW_CONN_SYMBL_DEFAULT", json.dumps({**conn, "password": "not-the-secret"}))
+    client = s3.client()
+    key = "videos/c9/part-001.mp4"
+    client.put_object(Bucket=bucket, Key=key, Body=mp4.make([("Ann", "Hello.")]))
+    ledger_uri = f"s3://{bucket}/videos/c9/_symbl.json"
+    with pytest.raises(AirflowFailException, match="(?i)credential|app secret|401"):
+        _run([f"s3://{bucket}/{key}"], ledger_uri)
+    state = json.loads(client.get_object(Bucket=bucket, Key="videos/c9/_symbl.json")["Body"].read())
+    assert state["parts"] == [] and state["lease"] is None
+    assert clean_sandbox.ledger() == []
