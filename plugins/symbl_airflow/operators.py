@@ -570,10 +570,16 @@ class SymblAppendVideoOperator(BaseOperator):
             )
         if not self.wait_for_completion or not result["job_ids"]:
             return result
-        pending = [p.job_id for p in mine if p.state == "accepted"]
+        pending = [p for p in mine if p.state == "accepted"]
         if not pending:
             return result
-        return self._wait(context, {**result, "job_ids": pending}, full=result)
+        waiting = {
+            **result,
+            "job_ids": [p.job_id for p in pending],
+            "media_seconds": [p.media_seconds for p in pending],
+            "accepted_at": [p.accepted_at for p in pending],
+        }
+        return self._wait(context, waiting, full=result)
 
     # ---------------------------------------------------------------- waiting between parts
     def _wait_between_parts(self, context, action, checked, writer, running) -> str:
@@ -592,6 +598,8 @@ class SymblAppendVideoOperator(BaseOperator):
                     symbl_conn_id=self.symbl_conn_id,
                     poll_interval=self.poll_interval,
                     end_time=time.time() + self.timeout,
+                    # the first poll goes out when the job should be done, not blindly
+                    **_hints([action.job_id], [action.media_seconds], [action.accepted_at]),
                 ),
                 method_name=RESUME_METHOD_NAME,
                 kwargs={
@@ -694,6 +702,7 @@ class SymblAppendVideoOperator(BaseOperator):
                     poll_interval=self.poll_interval,
                     end_time=time.time() + self.timeout,
                     conversation_id=result["conversation_id"],
+                    **_hints(result["job_ids"], result.get("media_seconds"), result.get("accepted_at")),
                 ),
                 method_name=DEFER_METHOD_NAME,
                 kwargs={"result": full},
@@ -768,6 +777,13 @@ def _save_token(context, writer) -> None:
     store, ti = context.get("task_state_store"), context.get("ti")
     if store is not None and ti is not None:
         store.set(TOKEN_KEY, {"token": writer.token, "try_number": writer.try_number})
+
+
+def _hints(job_ids: list, media_seconds: list | None, accepted_at: list | None) -> dict:
+    """``SymblJobTrigger``'s polling hints (job id -> media seconds / acceptance time), where known."""
+    media = {j: m for j, m in zip(job_ids, media_seconds or [], strict=False) if m}
+    accepted = {j: a for j, a in zip(job_ids, accepted_at or [], strict=False) if a}
+    return {"media_seconds": media or None, "submitted_at": accepted or None}
 
 
 def _checked(source) -> dict:

@@ -60,6 +60,8 @@ class WaitForJob:
 
     uri: str
     job_id: str
+    media_seconds: float | None = None  # when the job can be expected done (polling hints)
+    accepted_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -209,7 +211,7 @@ def plan_appends(
         return plan
     previous = ledger.last
     if strict_order and previous is not None and previous.state == ACCEPTED and previous.job_id in running:
-        plan.action = WaitForJob(previous.uri, previous.job_id)
+        plan.action = WaitForJob(previous.uri, previous.job_id, previous.media_seconds, previous.accepted_at)
         return plan
 
     # 7. Send the next part: a POST creates the conversation, every other part is a PUT.
