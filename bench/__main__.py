@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import isolated, parse, report, trigger, upload
+from bench import discovery, events, isolated, ordered, parse, report, trigger, upload
 from bench.common import ROOT, machine
 
 
@@ -84,6 +84,25 @@ def _upload(s: Settings, workdir: Path) -> dict:
     return upload.run(sizes, workdir / "upload", repeat=s.repeat or (2 if s.quick else 3))
 
 
+def _ordered(s: Settings, workdir: Path) -> dict:
+    print("Strict order: N parts with and without waiting for each job (deferred)")
+    return ordered.run(workdir, parts=5, repeat=s.repeat or (2 if s.quick else 3))
+
+
+def _discovery(s: Settings, workdir: Path) -> dict:
+    folders = 1000 if s.quick else 10_000
+    print(f"Discovery: {folders:,} conversation folders, indexed scan vs full read; capped mapping")
+    return discovery.run(
+        workdir, folders=folders, repeat=s.repeat or (2 if s.quick else 3), mapped=min(2000, folders), cap=500
+    )
+
+
+def _events(s: Settings, workdir: Path) -> dict:
+    drops = 10 if s.quick else 50
+    print(f"Event path: {drops} drops, drop-to-accepted latency")
+    return events.run(workdir, drops=drops, intervals=(8.0, 2.0))
+
+
 #: name -> (run, module with the optional ``markdown``/``targets`` of its report section)
 BENCHMARKS: dict[str, tuple] = {
     "parse": (_parse, parse),
@@ -91,6 +110,9 @@ BENCHMARKS: dict[str, tuple] = {
     "hooks": (_hooks, trigger),
     "isolated": (_isolated, isolated),
     "upload": (_upload, upload),
+    "ordered": (_ordered, ordered),
+    "discovery": (_discovery, discovery),
+    "events": (_events, events),
 }
 
 

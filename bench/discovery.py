@@ -155,7 +155,7 @@ def markdown(result: dict) -> list[str]:
         "",
         f"**{result['request_ratio']:.0f}x fewer S3 requests**; time full / indexed paired:"
         f" {', '.join(f'{x:.1f}x' for x in result['time_ratio_paired'])}. The indexed scan's time is the listing"
-        f" ({result['folders'] * 5 // 1000 + 1}+ pages of 1,000 keys in moto), which an event-driven run skips.",
+        f" ({indexed[0]['list']} pages of 1,000 keys in moto), which an event-driven run skips.",
     ]
     capped = result.get("capped")
     if capped:
