@@ -178,14 +178,15 @@ class S3Server:
     def sqs_client(self):
         return self.client("sqs")
 
-    def notify_queue(self, bucket: str, queue_name: str) -> str:
-        """Create an SQS queue and send ``bucket``'s ObjectCreated notifications to it; returns its URL."""
+    def notify_queue(
+        self, bucket: str, queue_name: str, *, prefix: str | None = "videos/", suffix: str | None = ".mp4"
+    ) -> str:
+        """Create an SQS queue and send ``bucket``'s ObjectCreated notifications of parts to it; returns its URL."""
         sqs = self.sqs_client()
         url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         self.client().put_bucket_notification_configuration(
-            Bucket=bucket,
-            NotificationConfiguration={"QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]},
+            Bucket=bucket, NotificationConfiguration=part_notifications(arn, prefix, suffix)
         )
         return url
 
@@ -201,6 +202,17 @@ class S3Server:
 
     def stop(self) -> None:
         stop(self.proc)
+
+
+def part_notifications(queue_arn: str, prefix: str | None = "videos/", suffix: str | None = ".mp4") -> dict:
+    """Bucket notifications for new parts only: the pipeline's own writes (ledgers, insight files) in the
+    same bucket would otherwise each start a run of the event-driven DAG that finds nothing to do.
+    ``None`` for both: every new object (what a careless setup sends; the DAG must ignore the rest)."""
+    config: dict = {"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"]}
+    rules = [{"Name": name, "Value": value} for name, value in (("prefix", prefix), ("suffix", suffix)) if value]
+    if rules:
+        config["Filter"] = {"Key": {"FilterRules": rules}}
+    return {"QueueConfigurations": [config]}
 
 
 def start_s3(workdir: Path) -> S3Server:

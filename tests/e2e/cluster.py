@@ -200,12 +200,11 @@ class AirflowCluster:
         self.api("PATCH", f"/api/v2/dags/{EVENTS_DAG_ID}", json={"is_paused": False})
 
     def enable_notifications(self, bucket: str) -> None:
-        """S3 sends ObjectCreated notifications of ``bucket`` to the events queue (as a bucket owner would)."""
+        """S3 sends ObjectCreated notifications of parts (videos/*.mp4) in ``bucket`` to the events queue."""
+        from scripts.local_stack import part_notifications
+
         self.s3.client().put_bucket_notification_configuration(
-            Bucket=bucket,
-            NotificationConfiguration={
-                "QueueConfigurations": [{"QueueArn": self.events_queue_arn, "Events": ["s3:ObjectCreated:*"]}]
-            },
+            Bucket=bucket, NotificationConfiguration=part_notifications(self.events_queue_arn)
         )
 
     def dag_runs(self, dag_id: str) -> list[dict]:

@@ -100,7 +100,7 @@ def test_events_from_real_s3_notifications_through_sqs(s3, bucket):
     from symbl_airflow.discovery import from_events
 
     client = s3.client()
-    queue = s3.notify_queue(bucket, f"uploads-{bucket}")
+    queue = s3.notify_queue(bucket, f"uploads-{bucket}", prefix=None, suffix=None)  # unfiltered: the DAG must cope
     _folder(client, bucket, "standup", ["part-001.mp4"], appended=1)  # already in Symbl
     client.put_object(Bucket=bucket, Key=f"{PREFIX}standup/part-002.mp4", Body=b"mp4")  # new
     client.put_object(Bucket=bucket, Key=f"{PREFIX}standup/part-002.mp4", Body=b"mp4")  # duplicate notification
@@ -169,3 +169,20 @@ def test_capped_pipeline_run_finishes_the_rest_in_the_next_run(clean_sandbox, s3
     third = run_dag(dag, run_conf=conf)  # nothing left: nothing mapped, nothing sent
     assert not [ti for ti in third.get_task_instances() if ti.task_id == "conversation.append" and ti.map_index >= 0]
     assert len(clean_sandbox.ledger()) == 3
+
+
+@pytest.mark.integration
+def test_filtered_notifications_carry_parts_only(s3, bucket):
+    """The documented setup: the pipeline's own ledger and insight writes start no event-driven run."""
+    client, sqs = s3.client(), s3.sqs_client()
+    queue = s3.notify_queue(bucket, f"parts-{bucket}")
+    client.put_object(Bucket=bucket, Key=f"{PREFIX}c/part-001.mp4", Body=b"mp4")
+    client.put_object(Bucket=bucket, Key=f"{PREFIX}c/_symbl.json", Body=b"{}")
+    client.put_object(Bucket=bucket, Key="insights/c/index.json", Body=b"{}")
+    bodies = []
+    for _ in range(3):
+        bodies += [m["Body"] for m in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])]
+    from urllib.parse import unquote_plus
+
+    keys = [unquote_plus(r["s3"]["object"]["key"]) for b in bodies for r in json.loads(b).get("Records", [])]
+    assert keys == [f"{PREFIX}c/part-001.mp4"]
