@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import discovery, events, isolated, ordered, parse, report, trigger, upload
+from bench import discovery, events, isolated, ordered, parse, report, trigger, triggerer, upload
 from bench.common import ROOT, machine
 
 
@@ -113,6 +113,7 @@ BENCHMARKS: dict[str, tuple] = {
     "ordered": (_ordered, ordered),
     "discovery": (_discovery, discovery),
     "events": (_events, events),
+    "triggerer": (triggerer.bench, triggerer),
 }
 
 

@@ -207,8 +207,8 @@ def plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(13, 9.5))
-    (rss_ax, tput_ax), (trig_ax, parse_ax) = axes
+    fig, axes = plt.subplots(3, 2, figsize=(13, 14))
+    (rss_ax, tput_ax), (trig_ax, parse_ax), (scale_ax, disc_ax) = axes
 
     # 1. extra RSS of the uploader: spans KiB..GiB, so both axes are logarithmic.
     for variant, (sizes, spreads) in _emulator_series(results, "extra_rss", MiB).items():
@@ -266,6 +266,9 @@ def plot(results: dict, path: Path) -> None:
         parse_ax.tick_params(axis="x", labelsize=8)
         parse_ax.legend(fontsize=8)
 
+    _plot_triggerer_scale(scale_ax, results.get("triggerer"))
+    _plot_discovery(disc_ax, results.get("discovery"), results.get("events"))
+
     for ax in (rss_ax, tput_ax):
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
@@ -273,6 +276,50 @@ def plot(results: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _plot_triggerer_scale(ax, result: dict | None) -> None:
+    """5. Waits in one triggerer: CPU share and job GETs per job, today's trigger vs the new one (log x)."""
+    if not result or not result.get("runs"):
+        ax.set_visible(False)
+        return
+    sizes = sorted({r["triggers"] for r in result["runs"]})
+    gets_ax = ax.twinx()
+    for variant, color in (("baseline", "#9e9e9e"), ("current", "#283593")):
+        runs = {n: [r[variant] for r in result["runs"] if r["triggers"] == n and variant in r] for n in sizes}
+        cpu = [_runs_spread(runs[n], "cpu_share", 0.01) for n in sizes if runs[n]]
+        gets = [_runs_spread(runs[n], "gets_per_job") for n in sizes if runs[n]]
+        label = "today's trigger" if variant == "baseline" else "new trigger"
+        _line(ax, sizes, cpu, f"{label}: CPU (% of a core)", color)
+        _line(gets_ax, sizes, gets, f"{label}: job GETs per job (right)", color, "--", "s")
+    ax.axhline(15, color="red", linewidth=1, linestyle=":", label="CPU target 15%")
+    ax.set(xscale="log", xlabel="waits in one triggerer", ylabel="CPU (% of one core)", ylim=(0, None))
+    gets_ax.set(ylabel="job GETs per job", ylim=(0, None))
+    handles, labels = ax.get_legend_handles_labels()
+    more, more_labels = gets_ax.get_legend_handles_labels()
+    ax.legend(handles + more, labels + more_labels, fontsize=7, loc="upper left")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.set_title("Triggerer scale (median, min-max over runs)")
+
+
+def _plot_discovery(ax, discovery: dict | None, events: dict | None) -> None:
+    """6. Discovery S3 requests (log y) and the event path's drop-to-accepted latency."""
+    if not discovery:
+        ax.set_visible(False)
+        return
+    labels = ["indexed scan", "full read"]
+    requests = [discovery["indexed_requests"], discovery["full_requests"]]
+    ax.bar(labels, requests, color=["#009650", "#9e9e9e"])
+    ax.set(yscale="log", ylabel=f"S3 requests per discovery ({discovery['folders']:,} folders)")
+    for i, value in enumerate(requests):
+        ax.annotate(f"{value:,}", (i, value), ha="center", va="bottom", fontsize=8)
+    title = "Discovery: S3 requests"
+    phases = (events or {}).get("phases") or ([events] if events and "p50_s" in events else [])
+    if phases:
+        paced = max(phases, key=lambda p: p["interval_s"])
+        title += f"; event path p50 {paced['p50_s']:.1f} s / p99 {paced['p99_s']:.1f} s"
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, axis="y", which="both", alpha=0.3)
 
 
 # ------------------------------------------------------------------------------------------------ markdown

@@ -783,7 +783,8 @@ def _hints(job_ids: list, media_seconds: list | None, accepted_at: list | None) 
     """``SymblJobTrigger``'s polling hints (job id -> media seconds / acceptance time), where known."""
     media = {j: m for j, m in zip(job_ids, media_seconds or [], strict=False) if m}
     accepted = {j: a for j, a in zip(job_ids, accepted_at or [], strict=False) if a}
-    return {"media_seconds": media or None, "submitted_at": accepted or None}
+    # the task has just looked at these jobs: no poll at once, and without hints a random first phase
+    return {"media_seconds": media or None, "submitted_at": accepted or None, "spread_first_poll": True}
 
 
 def _checked(source) -> dict:
