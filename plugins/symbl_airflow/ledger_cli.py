@@ -129,27 +129,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=show)
 
-    p = sub.add_parser("resolve", help="settle a part whose send was never confirmed")
-    p.add_argument("ledger")
-    p.add_argument("--part", required=True)
+    def edit(name: str, help_text: str, func) -> argparse.ArgumentParser:
+        """A subcommand that changes one part of a ledger (refused while a live writer holds it)."""
+        command = sub.add_parser(name, help=help_text)
+        command.add_argument("ledger")
+        command.add_argument("--part", required=True, help="the part's s3:// URI")
+        command.add_argument("--force", action="store_true", help="even while its lease is held")
+        command.set_defaults(func=func)
+        return command
+
+    p = edit("resolve", "settle a part whose send was never confirmed", resolve)
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--resend", action="store_true", help="it is missing in Symbl: send it again")
     how.add_argument("--sent", action="store_true", help="it is in Symbl: go on after it")
     p.add_argument("--job-id")
     p.add_argument("--conversation-id")
-    p.add_argument("--force", action="store_true")
-    p.set_defaults(func=resolve)
-
-    p = sub.add_parser("skip", help="leave a failed part out on purpose")
-    p.add_argument("ledger")
-    p.add_argument("--part", required=True)
-    p.add_argument("--force", action="store_true")
-    p.set_defaults(func=skip)
-
+    edit("skip", "leave a failed part out on purpose", skip)
     p = sub.add_parser("restart", help="start a new conversation from a given part")
     p.add_argument("ledger")
-    p.add_argument("--from", dest="from_part", required=True)
-    p.add_argument("--force", action="store_true")
+    p.add_argument("--from", dest="from_part", required=True, help="the first part of the new conversation")
+    p.add_argument("--force", action="store_true", help="even while its lease is held")
     p.set_defaults(func=restart)
 
     args = parser.parse_args(argv)

@@ -81,39 +81,38 @@ def conversation_group(settings: PipelineSettings):
     @task_group(group_id="conversation")
     def conversation(source, ledger_uri, output_uri):
         """One conversation: append (key order, each part after the previous job completed) -> wait -> insights."""
+        symbl = {"symbl_conn_id": settings.symbl_conn_id}
+        # append (between parts) and wait hold Symbl jobs while deferred: both count against the pool
+        holds_jobs = {"deferrable": True, "timeout": settings.wait_timeout, "pool": settings.pool}
         append = SymblAppendVideoOperator(
             task_id="append",
             source=source,
             ledger_uri=ledger_uri,
-            symbl_conn_id=settings.symbl_conn_id,
             aws_conn_id=settings.aws_conn_id,
             upload_mode="{{ params.upload_mode }}",
             on_unconfirmed="{{ params.on_unconfirmed }}",
             symbl_options="{{ params.symbl_options }}",
-            deferrable=True,
             poll_interval=settings.poll_interval,
-            timeout=settings.wait_timeout,
-            pool=settings.pool,
             map_index_template="{{ task.ledger_uri.split('/')[-2] }}",
+            **symbl,
+            **holds_jobs,
         )
         wait = SymblJobSensor(
             task_id="wait",
             job_ids=append.output,
-            symbl_conn_id=settings.symbl_conn_id,
-            deferrable=True,
             poke_interval=settings.poll_interval,
-            timeout=settings.wait_timeout,
-            pool=settings.pool,
             map_index_template="{{ task.job_ids.get('ledger_uri', '').split('/')[-2] }}",
+            **symbl,
+            **holds_jobs,
         )
         insights = SymblInsightsOperator(
             task_id="insights",
             conversation_id=append.output,
             output_uri=output_uri,
-            symbl_conn_id=settings.symbl_conn_id,
             aws_conn_id=settings.aws_conn_id,
             outlets=[insights_asset],
             map_index_template="{{ task.output_uri.rstrip('/').split('/')[-1] }}",
+            **symbl,
         )
         append >> wait >> insights
 
