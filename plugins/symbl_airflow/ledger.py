@@ -43,8 +43,6 @@ LEDGER_VERSION = 2
 #: Part states. ``sending`` blocks the conversation until its outcome is known.
 SENDING, ACCEPTED, COMPLETED, FAILED, SKIPPED = "sending", "accepted", "completed", "failed", "skipped"
 PART_STATES = (SENDING, ACCEPTED, COMPLETED, FAILED, SKIPPED)
-#: States after which the next part may follow (``accepted`` only once its job completed).
-SETTLED = (COMPLETED, SKIPPED)
 DEFAULT_LEASE_SECONDS = 300.0
 _CONFLICT_CODES = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
 
@@ -191,10 +189,6 @@ class Part:
     finished_at: float | None = None
     note: str | None = None
     media_seconds: float | None = None  # from the MP4 header: when its job can be expected to finish
-
-    @property
-    def key(self) -> str:
-        return self.uri
 
     def to_dict(self) -> dict:
         data = {

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from symbl_airflow.ledger import ACCEPTED, COMPLETED, FAILED, SENDING, SETTLED, SKIPPED, Ledger, Writer
+from symbl_airflow.ledger import ACCEPTED, SENDING, Ledger, Writer
 
 LEDGER_CLI = "python -m symbl_airflow.ledger"
 
@@ -302,10 +302,6 @@ def _stopped_message(ledger: Ledger, pending: list[Source]) -> str:
 
 
 __all__ = [
-    "COMPLETED",
-    "FAILED",
-    "SETTLED",
-    "SKIPPED",
     "Action",
     "CheckJobs",
     "Done",
