@@ -27,6 +27,15 @@ TOKEN_ROUTE = "POST /oauth2/token:generate"
 
 
 # ------------------------------------------------------------------------------------------- worker side
+def _job_sandbox(path: Path, n: int):
+    """A sandbox whose jobs take as long as their media (speed 1) and that admits ``n`` jobs at once."""
+    from scripts.local_stack import start_sandbox
+
+    return start_sandbox(
+        path, "--max-concurrent-jobs", str(max(2000, 2 * n)), "--log-level", "WARNING", speed=1.0, min_job_seconds=1.0
+    )
+
+
 async def _drive(job_ids: list[str], poll_interval: float, timeout: float, spread: float = 0.0) -> dict:
     import asyncio
     import resource
@@ -182,7 +191,6 @@ def run(
 ) -> dict:
     import requests
 
-    from scripts.local_stack import start_sandbox
     from symbl_sandbox.samples import make_mp4
 
     steps = 13
@@ -197,15 +205,7 @@ def run(
     threading.Thread(target=sink.serve_forever, daemon=True).start()
     webhook = f"http://127.0.0.1:{sink.server_address[1]}/hook"
 
-    sandbox = start_sandbox(
-        workdir / "sandbox",
-        "--max-concurrent-jobs",
-        str(max(2000, 2 * n)),
-        "--log-level",
-        "WARNING",
-        speed=1.0,
-        min_job_seconds=1.0,
-    )
+    sandbox = _job_sandbox(workdir / "sandbox", n)
     proc = None
     try:
         env = child_env(AIRFLOW_CONN_SYMBL_DEFAULT=sandbox.conn_json())
@@ -329,20 +329,11 @@ def run_hook_pairs(
     """
     import requests
 
-    from scripts.local_stack import start_sandbox
     from symbl_sandbox.samples import make_mp4
 
     clip = make_mp4(workdir / "clip.mp4", [("Alice", "Tick."), ("Bob", "Tock.")], seconds_per_cue=job_seconds / 2)
     media = clip.read_bytes()
-    sandbox = start_sandbox(
-        workdir / "sandbox-pairs",
-        "--max-concurrent-jobs",
-        str(max(2000, 2 * n)),
-        "--log-level",
-        "WARNING",
-        speed=1.0,
-        min_job_seconds=1.0,
-    )
+    sandbox = _job_sandbox(workdir / "sandbox-pairs", n)
     runs = []
     try:
         env = child_env(AIRFLOW_CONN_SYMBL_DEFAULT=sandbox.conn_json())
