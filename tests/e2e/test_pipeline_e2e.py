@@ -144,7 +144,9 @@ def test_sigkill_worker_after_accept(airflow_cluster, scenario):
     """
     cluster = airflow_cluster
     cluster.restart_sandbox()
-    scenario.add("kill-accept", 3, pad_mib=4)
+    # 20 MiB: the upload lasts long enough to see which worker sends it (with strict order a part goes
+    # out right after a deferral, on a fresh connection, and a 4 MiB body can be gone between two looks)
+    scenario.add("kill-accept", 3, pad_mib=20)
     part2 = scenario.parts["kill-accept"][1]["sha256"]
     run_id = cluster.trigger(scenario.conf)
     victim = None
