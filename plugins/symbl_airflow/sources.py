@@ -11,6 +11,7 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
@@ -32,6 +33,10 @@ TOP_LEVEL_BOXES = frozenset(
     {"ftyp", "styp", "moov", "mdat", "free", "skip", "wide", "udta", "uuid", "meta", "moof", "mfra", "pdin",
      "sidx", "ssix", "emsg", "prft", "meco", "pnot", "junk", "beam", "Xtra"}
 )  # fmt: skip
+#: ``mvhd`` times count seconds from 1904-01-01 UTC (ISO/IEC 14496-12).
+MP4_EPOCH = datetime(1904, 1, 1, tzinfo=UTC)
+#: A creation time before this is a recorder that never set its clock (0 = unset is the common case).
+EARLIEST_CREATION_TIME = datetime(1971, 1, 1, tzinfo=UTC)
 #: ``hdlr`` handler types -> track kinds.
 TRACK_KINDS = {"vide": "video", "soun": "audio", "sbtl": "text", "text": "text", "subt": "text", "clcp": "text"}
 
@@ -48,6 +53,8 @@ class MediaInfo:
     duration_seconds: float | None
     #: One kind per track, in file order: ``video``, ``audio``, ``text`` or the raw handler type.
     tracks: tuple[str, ...]
+    #: ``mvhd`` creation time (UTC) when the recorder set one; None for 0, implausible or absent values.
+    creation_time: datetime | None = None
 
     @property
     def has_video(self) -> bool:
@@ -225,21 +232,33 @@ def _children(reader: _RangeReader, start: int, end: int):
         offset += size
 
 
-def _mvhd_duration(reader: _RangeReader, body: int) -> float | None:
+def _mvhd(reader: _RangeReader, body: int) -> tuple[float | None, datetime | None]:
+    """``(duration seconds, creation time)`` of an ``mvhd`` box; each None when the file does not state it."""
     data = reader.read(body, 32, ahead=MOOV_WINDOW_BYTES)
     if len(data) < 20:
-        return None
+        return None, None
     if data[0] == 1:
         if len(data) < 32:
-            return None
+            return None, None
+        created = struct.unpack(">Q", data[4:12])[0]
         timescale, duration = struct.unpack(">IQ", data[20:32])
         unknown = duration == 0xFFFFFFFFFFFFFFFF
     else:
+        created = struct.unpack(">I", data[4:8])[0]
         timescale, duration = struct.unpack(">II", data[12:20])
         unknown = duration == 0xFFFFFFFF
-    if not timescale or unknown:
+    return (None if not timescale or unknown else duration / timescale), _mp4_time(created)
+
+
+def _mp4_time(seconds: int) -> datetime | None:
+    """An ``mvhd`` timestamp as UTC; None when unset or implausible (before 1971 or more than a day ahead)."""
+    try:
+        when = MP4_EPOCH + timedelta(seconds=seconds)
+    except OverflowError:
         return None
-    return duration / timescale
+    if when < EARLIEST_CREATION_TIME or when > datetime.now(UTC) + timedelta(days=1):
+        return None
+    return when
 
 
 def _track_kind(reader: _RangeReader, trak_body: int, trak_end: int) -> str | None:
@@ -254,7 +273,8 @@ def _track_kind(reader: _RangeReader, trak_body: int, trak_end: int) -> str | No
 
 
 def probe_mp4(reader: _RangeReader, uri: str) -> MediaInfo:
-    """Walk the top-level boxes by their headers (a few bytes each) and read duration and tracks from ``moov``.
+    """Walk the top-level boxes by their headers (a few bytes each) and read duration, creation time and
+    tracks from ``moov``.
 
     Raises VideoSourceError when the file ends inside a box or has no ``moov`` box: both mean a
     truncated upload or a recording that was never finalized, which Symbl would accept and then fail.
@@ -286,16 +306,16 @@ def probe_mp4(reader: _RangeReader, uri: str) -> MediaInfo:
             )
         seen.append(box_type)
         if box_type == "moov" and media is None:
-            duration = None
+            duration = created = None
             tracks: list[str] = []
             for child, body, end in _children(reader, offset + header, offset + box_size):
                 if child == "mvhd":
-                    duration = _mvhd_duration(reader, body)
+                    duration, created = _mvhd(reader, body)
                 elif child == "trak":
                     kind = _track_kind(reader, body, end)
                     if kind:
                         tracks.append(kind)
-            media = MediaInfo(duration_seconds=duration, tracks=tuple(tracks))
+            media = MediaInfo(duration_seconds=duration, tracks=tuple(tracks), creation_time=created)
         offset += box_size
     if media is None:
         found = ", ".join(dict.fromkeys(seen)) or "none"

@@ -17,11 +17,11 @@ def box(kind: str, body: bytes = b"", *, large: bool = False) -> bytes:
     return struct.pack(">I4s", 8 + len(body), kind.encode()) + body
 
 
-def mvhd(timescale: int, duration: int, version: int = 0) -> bytes:
+def mvhd(timescale: int, duration: int, version: int = 0, created: int = 0) -> bytes:
     if version == 1:
-        body = bytes([1, 0, 0, 0]) + struct.pack(">QQIQ", 0, 0, timescale, duration)
+        body = bytes([1, 0, 0, 0]) + struct.pack(">QQIQ", created, created, timescale, duration)
     else:
-        body = bytes(4) + struct.pack(">IIII", 0, 0, timescale, duration)
+        body = bytes(4) + struct.pack(">IIII", created, created, timescale, duration)
     return box("mvhd", body + bytes(80))
 
 
@@ -34,8 +34,8 @@ def trak(handler: str) -> bytes:
 FTYP = box("ftyp", b"isom" + bytes(4) + b"isomiso2avc1mp41")
 
 
-def moov(*handlers: str, timescale: int = 1000, duration: int = 12_500, version: int = 0) -> bytes:
-    return box("moov", mvhd(timescale, duration, version) + b"".join(trak(h) for h in handlers))
+def moov(*handlers: str, timescale: int = 1000, duration: int = 12_500, version: int = 0, created: int = 0) -> bytes:
+    return box("moov", mvhd(timescale, duration, version, created) + b"".join(trak(h) for h in handlers))
 
 
 class Client:
@@ -122,3 +122,39 @@ def test_fragmented_mp4_stops_after_a_bounded_walk():
     media, client = probe(FTYP + moov("vide", "soun") + fragments)
     assert media.tracks == ("video", "audio")
     assert len(client.ranges) <= MAX_TOP_LEVEL_BOXES + 2
+
+
+#: 2026-12-01T09:30:00Z in mvhd time (seconds since 1904-01-01 UTC).
+CREATED = 3_878_962_200
+
+
+@pytest.mark.parametrize("version", [0, 1])
+def test_creation_time_from_mvhd(version):
+    from datetime import UTC, datetime
+
+    media, _ = probe(FTYP + moov("vide", version=version, created=CREATED) + box("mdat", bytes(10)))
+    assert media.creation_time == datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    assert media.duration_seconds == 12.5
+
+
+@pytest.mark.parametrize("created", [0, 2_114_380_800 - 86_400, 2**32 - 1], ids=["unset", "before_1971", "future"])
+def test_unset_or_implausible_creation_time_is_none(created):
+    media, _ = probe(FTYP + moov("vide", created=created) + box("mdat", bytes(10)))
+    assert media.creation_time is None
+
+
+def test_creation_time_of_a_file_written_by_ffmpeg(tmp_path):
+    """The real muxer's field, not only our hand-built boxes: ``-metadata creation_time`` lands in ``mvhd``."""
+    import subprocess
+    from datetime import UTC, datetime
+
+    import imageio_ffmpeg
+
+    out = tmp_path / "dated.mp4"
+    subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-f", "lavfi", "-i", "color=c=black:s=64x64:d=1",
+         "-c:v", "libx264", "-metadata", "creation_time=2026-12-01T09:30:00Z", str(out)],
+        check=True, timeout=60,
+    )  # fmt: skip
+    media, _ = probe(out.read_bytes())
+    assert media.creation_time == datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
