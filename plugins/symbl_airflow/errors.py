@@ -15,6 +15,8 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 #: Longest Symbl message kept in an exception (bodies of proxies' error pages can be huge).
 MAX_MESSAGE_CHARS = 500
+#: Longest whole exception message (ours around Symbl's).
+MAX_ERROR_CHARS = 2000
 
 
 class SymblError(AirflowException):
@@ -30,10 +32,7 @@ class SymblError(AirflowException):
         conversation_id: str | None = None,
         job_id: str | None = None,
     ) -> None:
-        message = str(message or "")
-        if len(message) > MAX_MESSAGE_CHARS:
-            message = message[:MAX_MESSAGE_CHARS] + "..."
-        self.message = message
+        self.message = clean_message(message)
         self.status = status
         self.endpoint = endpoint
         self.method = method
@@ -43,8 +42,11 @@ class SymblError(AirflowException):
 
     def _render(self) -> str:
         if self.method or self.endpoint:
-            outcome = f"HTTP {self.status}" if self.status is not None else "no response"
-            text = f"Symbl API {self.method} {self.endpoint} failed ({outcome})"
+            text = f"Symbl API {self.method} {self.endpoint}"
+            if self.status is not None:
+                text += f" failed (HTTP {self.status})"
+            elif not self.message:
+                text += " failed"
             if self.message:
                 text += f": {self.message}"
         else:
@@ -64,6 +66,26 @@ class SymblError(AirflowException):
     def __reduce__(self):
         # Keyword-only arguments do not survive the default exception pickling.
         return (_rebuild, (type(self), self.message, self.__dict__.copy()))
+
+
+def cut_text(text: object, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``text`` on one line, at most ``limit`` characters, cut between words and saying so."""
+    text = " ".join(str(text or "").split())
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0] + f" [cut at {limit} characters]"
+
+
+def clean_message(message: object) -> str:
+    """One message for sentences around it: whole words, no final period (callers add ". <next>").
+
+    Symbl's own messages end with a period ("Invalid appId or appSecret."); kept as is, every
+    sentence added after them read ".. Check".
+    """
+    text = cut_text(message, MAX_ERROR_CHARS)
+    while text.endswith(".") and not text.endswith(".."):
+        text = text[:-1].rstrip()
+    return text
 
 
 def _rebuild(cls, message, state):

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
-from symbl_airflow.errors import SymblConnectionError
 from symbl_airflow.hooks.base import SymblHookMixin
 from symbl_airflow.hooks.config import DEFAULT_CONN_ID, USER_AGENT, SymblConnectionConfig, parse_connection
 from symbl_airflow.hooks.connection import aget_connection
@@ -19,10 +18,10 @@ from symbl_airflow.hooks.wire import (
     Call,
     SymblJob,
     check_answer,
-    describe,
     insight_call,
     insight_params,
     job_call,
+    no_response,
     parse_job,
     parse_token,
     token_body,
@@ -177,8 +176,9 @@ class SymblAsyncHook(SymblHookMixin, BaseHook):
                     status, text = resp.status, await resp.text()
                     retry_after = parse_retry_after(resp.headers.get("Retry-After")) if status >= 300 else None
             except (TimeoutError, aiohttp.ClientError) as exc:
-                raise call.error(
-                    SymblConnectionError, f"no response after {number} attempt(s): {describe(exc)}"
+                connect_failed = isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError))
+                raise no_response(
+                    call, number, exc, base_url=config.base_url, conn_id=config.conn_id, connect_failed=connect_failed
                 ) from None
             if check_answer(call, config.conn_id, status, text, retry_after, may_refresh=not refreshed):
                 return status, text

@@ -168,16 +168,22 @@ class RetryPolicy:
 
     def retry(self, call: Call, first: Exception, attempt: Callable[[int], T], *, log: Any, sleep: Any) -> T:
         """After attempt 1 of ``call`` failed with ``first``: ``attempt(number)`` under the policy (sync)."""
-        for state in Retrying(**self.tenacity_kwargs(call, log=log, sleep=sleep)):
-            with state:
-                return _replay(state, first, attempt)
+        try:
+            for state in Retrying(**self.tenacity_kwargs(call, log=log, sleep=sleep)):
+                with state:
+                    return _replay(state, first, attempt)
+        except SymblError as exc:
+            raise _short(exc) from None
         raise AssertionError("unreachable: the policy raises when it gives up")  # pragma: no cover
 
     async def aretry(self, call: Call, first: Exception, attempt: Callable[[int], Awaitable[T]], *, log, sleep) -> T:
         """After attempt 1 of ``call`` failed with ``first``: ``await attempt(number)`` under the policy."""
-        async for state in AsyncRetrying(**self.tenacity_kwargs(call, log=log, sleep=sleep)):
-            with state:
-                return await _replay(state, first, attempt)
+        try:
+            async for state in AsyncRetrying(**self.tenacity_kwargs(call, log=log, sleep=sleep)):
+                with state:
+                    return await _replay(state, first, attempt)
+        except SymblError as exc:
+            raise _short(exc) from None
         raise AssertionError("unreachable: the policy raises when it gives up")  # pragma: no cover
 
     def _log_retry(self, owner: Any, state: RetryCallState) -> None:
@@ -211,6 +217,16 @@ class RetryPolicy:
                 job_id=exc.job_id,
             ) from None
         raise exc
+
+
+def _short(exc: SymblError) -> SymblError:
+    """The error without the frames it crossed in tenacity and our request plumbing.
+
+    Its message already names the call, Symbl's answer and the ids; the ~40 frames of retry machinery
+    (twice when the token request inside a call failed) said nothing more in a task log. The traceback
+    restarts here, so it still shows which task code made the call.
+    """
+    return exc.with_traceback(None)
 
 
 def _replay(state: AttemptManager, first: Exception, attempt: Callable[[int], Any]) -> Any:

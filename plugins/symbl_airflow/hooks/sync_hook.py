@@ -28,6 +28,7 @@ from symbl_airflow.hooks.wire import (
     insight_call,
     insight_params,
     job_call,
+    no_response,
     parse_experience_url,
     parse_job,
     parse_submission,
@@ -204,7 +205,11 @@ class SymblHook(SymblHookMixin, HttpHook):
             return call.ambiguous(f"request sent but no response ({reason})")
         if cut_short:
             reason = f"connection lost after {data.sent} of {data.length} body bytes ({reason})"
-        return call.error(SymblConnectionError, f"no response after {number} attempt(s): {reason}")
+            return call.error(SymblConnectionError, f"no response after {number} attempt(s): {reason}")
+        config = self.config
+        return no_response(
+            call, number, exc, base_url=config.base_url, conn_id=config.conn_id, connect_failed=is_connect_failure(exc)
+        )
 
     # ------------------------------------------------------------------ API
     def submit_video(

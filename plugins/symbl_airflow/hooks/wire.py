@@ -7,6 +7,8 @@ whichever HTTP client received it.
 from __future__ import annotations
 
 import json
+import re
+import socket
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlparse
@@ -14,10 +16,14 @@ from urllib.parse import quote, urlparse
 from symbl_airflow.errors import (
     SymblAmbiguousSubmissionError,
     SymblAuthError,
+    SymblConnectionError,
     SymblError,
     SymblRateLimitError,
+    clean_message,
+    cut_text,
     error_class_for_status,
 )
+from symbl_airflow.hooks.config import DEFAULT_BASE_URL
 
 TOKEN_PATH = "/oauth2/token:generate"
 
@@ -131,8 +137,8 @@ def symbl_message(text: str) -> str:
         for key in ("message", "error_description", "error", "detail"):
             value = payload.get(key)
             if isinstance(value, str) and value:
-                return value
-    return " ".join(text.split())[:500]
+                return cut_text(value)
+    return cut_text(text)
 
 
 def error_for_status(call: Call, status: int, text: str, retry_after: float | None) -> SymblError:
@@ -161,17 +167,67 @@ def credentials_error(call: Call, conn_id: str, status: int, text: str) -> Symbl
     """The token endpoint refused the App ID / App Secret: no retry can fix that."""
     return call.error(  # type: ignore[return-value]
         SymblAuthError,
-        f"Symbl refused the App ID / App Secret of connection {conn_id!r}: {symbl_message(text)}. "
-        "Check login (App ID) and password (App Secret) of the connection",
+        f"Symbl refused the App ID / App Secret of connection {conn_id!r}: {clean_message(symbl_message(text))}. "
+        f"Check login (App ID) and password (App Secret) of connection {conn_id!r}",
         status=status,
     )
 
 
+def no_response(
+    call: Call, number: int, exc: BaseException, *, base_url: str, conn_id: str, connect_failed: bool
+) -> SymblConnectionError:
+    """No answer at all after ``number`` attempts; a connection that never opened names the host to check."""
+    reason = describe(exc)
+    if connect_failed:
+        reason = (
+            f"cannot connect to {base_url} ({reason}). Check the host of connection {conn_id!r} (the Symbl "
+            f"base URL, e.g. {DEFAULT_BASE_URL}) and that it is reachable from here"
+        )
+    return call.error(SymblConnectionError, f"no response after {number} attempt(s): {reason}")  # type: ignore[return-value]
+
+
+#: ``HTTPConnectionPool(host='x', port=1): `` and the like: requests/urllib3 prefix every level with it.
+_POOL_PREFIX = re.compile(r"^\w*(?:Pool|Connection)\(host=[^)]*\):\s*")
+
+
 def describe(exc: BaseException) -> str:
-    """A short, secret-free description of a transport error."""
-    name = type(exc).__name__
-    text = str(exc).split("\n")[0][:200]
-    return f"{name}: {text}" if text else name
+    """The reason of a transport error, whole and short: its innermost cause.
+
+    requests nests the cause three reprs deep ("Max retries exceeded with url: ... (Caused by
+    NewConnectionError(...))"); a prefix of that text ends mid-sentence and names no cause.
+    """
+    chain = _causes(exc)
+    for cause in reversed(chain):
+        if isinstance(cause, OSError) and cause.strerror:
+            if isinstance(cause, ConnectionRefusedError):
+                return "connection refused"
+            if isinstance(cause, ConnectionResetError):
+                return "connection reset by the server"
+            if isinstance(cause, socket.gaierror):
+                return f"host name not resolved: {cause.strerror}"
+            return cause.strerror
+    best = ""
+    for cause in reversed(chain):  # innermost first; an outer text that contains it says more ("Read timed out.")
+        texts = [a for a in cause.args if isinstance(a, str) and a.strip()] or [str(cause)]
+        text = _POOL_PREFIX.sub("", texts[-1].split("\n")[0]).strip()
+        if text and (not best or (best in text and len(text) <= 200)):
+            best = text
+    return cut_text(best, 300) if best else type(exc).__name__
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it wraps, outermost first (urllib3's ``reason``, wrapped args, ``__cause__``)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain and len(chain) < 10:
+        chain.append(current)
+        reason = getattr(current, "reason", None)
+        wrapped = current.args[0] if current.args and isinstance(current.args[0], BaseException) else None
+        current = next(
+            (c for c in (reason, wrapped, current.__cause__, current.__context__) if isinstance(c, BaseException)),
+            None,
+        )
+    return chain
 
 
 def parse_submission(call: Call, status: int, text: str) -> SymblSubmission:
