@@ -26,26 +26,94 @@ class Hook:
 
 
 class TI:
-    task_id, map_index = "append", 3
+    """A task instance try that fails the test if anything reads XCom (a miss logs an error line)."""
 
-    def __init__(self):
+    dag_id, run_id, task_id, map_index, try_number = "d", "r", "append", 3, 1
+
+    def __init__(self, **attrs):
+        self.__dict__.update(attrs)
         self.xcom: dict[str, object] = {}
 
     def xcom_push(self, key, value):
         self.xcom[key] = value
 
-    def xcom_pull(self, task_ids, key, map_indexes):
-        assert (task_ids, map_indexes) == ("append", 3)
-        return self.xcom.get(key)
+    def xcom_pull(self, *args, **kwargs):
+        raise AssertionError("XCom read: Airflow logs every miss as an error")
+
+
+class StateStore:
+    def __init__(self):
+        self.values: dict[str, object] = {}
+        self.gets = 0
+
+    def get(self, key, default=None):
+        self.gets += 1
+        return self.values.get(key, default)
+
+    def set(self, key, value, retention=None):
+        self.values[key] = value
+
+
+class Deferrable:
+    deferrable = True
+
+
+@pytest.fixture(autouse=True)
+def fresh_memory(monkeypatch):
+    from symbl_airflow import links
+
+    monkeypatch.setattr(links, "_STORED", {})
 
 
 def test_url_is_pushed_once_per_try():
     ti, hook = TI(), Hook("https://meetinginsights.symbl.ai/meeting/#/eyJ")
     assert store_conversation_url({"ti": ti}, hook, "42", log) == "https://meetinginsights.symbl.ai/meeting/#/eyJ"
     assert ti.xcom == {SYMBL_CONVERSATION_URL_XCOM_KEY: "https://meetinginsights.symbl.ai/meeting/#/eyJ"}
-    # Resumed after a deferral: the stored URL is reused, no second experience is created.
+    # Called again in the same try (after each part, after a deferral in this process): no second experience.
     assert store_conversation_url({"ti": ti}, hook, "42", log) == "https://meetinginsights.symbl.ai/meeting/#/eyJ"
     assert hook.calls == [("42", "verbose-text-summary")]
+    assert SymblConversationLink().get_link(None, ti_key=ti) == "https://meetinginsights.symbl.ai/meeting/#/eyJ"
+
+
+def test_a_new_try_asks_again():
+    hook = Hook("https://x/1")
+    store_conversation_url({"ti": TI()}, hook, "42", log)
+    store_conversation_url({"ti": TI(try_number=2)}, hook, "42", log)
+    assert len(hook.calls) == 2
+
+
+def test_resumed_in_another_process_reuses_the_url_from_the_task_state_store():
+    from symbl_airflow import links
+
+    store, task = StateStore(), Deferrable()
+    first = TI()
+    context = {"ti": first, "task": task, "task_state_store": store}
+    assert store_conversation_url(context, Hook("https://x/page"), "42", log) == "https://x/page"
+    assert store.values[links.STATE_KEY] == {"try_number": 1, "conversation_id": "42", "url": "https://x/page"}
+    links._STORED.clear()  # the deferral resumed the try in a new worker process
+
+    resumed, hook = TI(), Hook("https://x/other")
+    context = {"ti": resumed, "task": task, "task_state_store": store}
+    assert store_conversation_url(context, hook, "42", log) == "https://x/page"
+    assert hook.calls == [] and resumed.xcom == {}  # already in XCom from before the deferral
+
+    links._STORED.clear()  # the sensor resumes into execute_complete: only the link asks
+    resumed.get_template_context = lambda: {"task_state_store": store}
+    assert SymblConversationLink().get_link(task, ti_key=resumed) == "https://x/page"
+    # a record of an earlier try is not this try's URL
+    assert (
+        SymblConversationLink().get_link(
+            task, ti_key=TI(try_number=2, get_template_context=lambda: {"task_state_store": store})
+        )
+        == ""
+    )
+
+
+def test_link_of_a_task_that_stored_nothing_reads_nothing():
+    store = StateStore()
+    ti = TI(get_template_context=lambda: {"task_state_store": store})
+    assert SymblConversationLink().get_link(object(), ti_key=ti) == ""  # not deferrable: nothing to look up
+    assert store.gets == 0
 
 
 @pytest.mark.parametrize("answer", [None, RuntimeError("HTTP 500 from Symbl")], ids=["no_experience_api", "error"])
