@@ -31,8 +31,11 @@ DIST_MODULES = {
     "requests": "requests",
     "urllib3": "urllib3",
     "botocore": "botocore",
+    "boto3": "boto3",
     "tenacity": "tenacity",
 }
+#: Declared and pinned though the plugin never imports them: what it uses through a provider's hook.
+USED_THROUGH_HOOKS = {"boto3"}  # S3Hook (apache-airflow-providers-amazon) is a boto3 client
 #: Imported by the plugin but part of what it builds on: asgiref is Airflow's own sync/async bridge; the
 #: openlineage provider (with common.compat) is optional and imported lazily.
 TRANSITIVE = {"asgiref", "airflow.providers.openlineage", "airflow.providers.common"}
@@ -121,7 +124,7 @@ def test_dependencies_are_the_imported_ones():
     }
     not_imported = [
         dist
-        for dist in declared
+        for dist in declared - USED_THROUGH_HOOKS
         if not any(name == DIST_MODULES[dist] or name.startswith(DIST_MODULES[dist] + ".") for name in third_party)
     ]
     assert not_imported == [], "declared but never imported by the plugin"
@@ -175,3 +178,25 @@ def test_wheel_carries_license_typing_marker_and_metadata(tmp_path):
         [sys.executable, "-m", "twine", "check", "--strict", str(wheel)], capture_output=True, text=True, timeout=120
     )
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def _pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if "==" in line:
+            name, version = line.split("==", 1)
+            pins[_name(name)] = version.split(";", 1)[0].strip()
+    return pins
+
+
+@pytest.mark.unit
+def test_requirement_pins_agree_with_constraints():
+    """bootstrap.sh installs requirements-dev.txt with -c constraints.txt: a pin that disagrees cannot install."""
+    constraints = _pins(ROOT / "constraints.txt")
+    for name in ("requirements.txt", "requirements-dev.txt"):
+        pins = _pins(ROOT / name)
+        assert {d: v for d, v in pins.items() if constraints.get(d) != v} == {}, f"{name} vs constraints.txt"
+    runtime = _pins(ROOT / "requirements.txt")
+    assert runtime["boto3"] == constraints["boto3"]  # S3Hook's client: listed with the runtime pins
+    assert not set(runtime) & set(_pins(ROOT / "requirements-dev.txt")), "pin each package in one file"
