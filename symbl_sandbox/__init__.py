@@ -1,9 +1,13 @@
 """A local stand-in for the Symbl.ai API (like moto for AWS): ``python -m symbl_sandbox``.
 
-``model`` holds state (accounts, tokens, conversations, jobs, summary links), ``insights`` the transcript
-rules, ``conversation_list`` the ``GET /v1/conversations`` query, ``experience`` the Experience API's
-request checks and summary page, ``media`` the streamed intake and caption reading, ``api`` the aiohttp
-routes, ``faults`` the ledger and fault injection, ``samples`` small real MP4s for tests and demos.
+The model, apart from HTTP (moto's split): ``model`` holds state and job rules (accounts, tokens,
+conversations, jobs, summary links), ``insights`` the transcript rules, ``media`` the streamed intake and
+decoding (duration, audio, captions), ``formats`` which Content-Types the file endpoints take,
+``conversation_list`` the ``GET /v1/conversations`` query, ``experience`` the Experience API's checks and
+page. HTTP: ``api`` the route table and short handlers, ``uploads`` the Async API submissions, ``options``
+option decoding, ``http_common`` shared plumbing and middlewares, ``outbound`` media downloads and
+webhooks. Sandbox-only: ``submission_log`` (accepted submissions, ``GET /sandbox/submissions``),
+``faults``, ``stats``; ``samples`` makes real media (MP4, every audio format) for tests and demos.
 ``README.md`` here names the reference page behind each endpoint.
 """
 

@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="GET .../entities shape: current (type/subType/category/matches) or legacy (flat, 2022 docs)",
     )
     p.add_argument(
+        "--max-media-seconds",
+        type=float,
+        default=float(_env("MAX_MEDIA_SECONDS", 14400)),
+        help="longest media a job takes, in seconds (Symbl: 4 hours per file); longer media fails the job",
+    )
+    p.add_argument(
         "--public-url",
         default=_env("PUBLIC_URL", None),
         help="base URL browsers use to reach the sandbox, for Experience API links (default: the request's host)",
@@ -76,6 +82,8 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         parser.error("--max-concurrent-jobs must be >= 1")
     if args.speed < 0 or args.min_job_seconds < 0 or args.token_ttl <= 0:
         parser.error("--speed and --min-job-seconds must be >= 0 and --token-ttl > 0")
+    if not args.max_media_seconds > 0:
+        parser.error("--max-media-seconds must be > 0 (Symbl's limit is 14400, 4 hours)")
     return SandboxConfig(
         credentials=credentials or dict(DEFAULT_CREDENTIALS),
         token_ttl=args.token_ttl,
@@ -85,6 +93,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         data_dir=Path(args.data_dir) if args.data_dir else None,
         entity_shape=args.entity_shape,
         public_url=args.public_url or None,
+        max_media_seconds=args.max_media_seconds,
     )
 
 
@@ -110,13 +119,15 @@ async def serve(config: SandboxConfig, host: str, port: int, port_file: Path | N
     if port_file is not None:
         _write_port_file(port_file, bound)
     log.info(
-        "Symbl sandbox listening on http://%s:%s (apps: %s, max concurrent jobs %s, speed %s, min job %ss)",
+        "Symbl sandbox listening on http://%s:%s (apps: %s, max concurrent jobs %s, speed %s, min job %ss, "
+        "max media %gs)",
         host,
         bound,
         ", ".join(config.credentials),
         config.max_concurrent_jobs,
         config.speed,
         config.min_job_seconds,
+        config.max_media_seconds,
     )
     try:
         await stop.wait()

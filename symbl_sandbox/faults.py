@@ -1,8 +1,11 @@
-"""Sandbox-only bookkeeping: the submission ledger, request stats and scripted fault injection.
+"""Scripted fault injection: the sandbox misbehaving like a network or server in front of the API.
 
-A fault acts like a misbehaving network or server in front of the API, before authentication:
+A fault acts before authentication, like a proxy or gateway would:
 
-* ``status``: answer with ``status``/``body``/``headers`` (the request body is drained, never stored);
+* ``status``: answer with ``status``/``body``/``headers``. ``phase`` ``after_body`` (default): the request
+  body is drained and never stored; ``after_accept``: the request is handled first (an upload is accepted,
+  its job queued and in the submission log) and the client gets the error answer instead of the 201: a
+  gateway timing out on a backend that still does the work;
 * ``latency``: wait ``delay`` seconds, then handle the request normally;
 * ``drop``: close the TCP connection without any response, in ``phase`` ``mid_body`` (after
   ``after_bytes`` body bytes), ``after_body`` (whole body read, nothing recorded) or ``after_accept``
@@ -19,13 +22,12 @@ import fnmatch
 import itertools
 import random
 import threading
-from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 ACTIONS = ("status", "latency", "drop", "fail_job")
 PHASES = ("mid_body", "after_body", "after_accept")
+STATUS_PHASES = ("after_body", "after_accept")
 
 
 class FaultSpecError(ValueError):
@@ -63,6 +65,11 @@ class Fault:
         phase = spec.get("phase") or "after_body"
         if action == "drop" and phase not in PHASES:
             raise FaultSpecError(f'"phase" must be one of {", ".join(PHASES)}')
+        if action == "status" and phase not in STATUS_PHASES:
+            raise FaultSpecError(f'"phase" of a status fault must be one of {", ".join(STATUS_PHASES)}')
+        status = spec.get("status", 500)
+        if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+            raise FaultSpecError('"status" must be an HTTP status code (100-599)')
         rate = spec.get("rate")
         if rate is not None and not (isinstance(rate, int | float) and 0 <= rate <= 1):
             raise FaultSpecError('"rate" must be a number between 0 and 1')
@@ -77,7 +84,7 @@ class Fault:
             method=(match.get("method") or None) and str(match["method"]).upper(),
             path=match.get("path") or None,
             action=action,
-            status=int(spec.get("status", 500)),
+            status=status,
             body=spec.get("body"),
             headers={str(k): str(v) for k, v in headers.items()},
             delay=float(spec.get("delay", 0.0)),
@@ -111,7 +118,7 @@ class Fault:
             "applied": self.applied,
         }
         if self.action == "status":
-            out.update(status=self.status, body=self.body, headers=self.headers)
+            out.update(status=self.status, body=self.body, headers=self.headers, phase=self.phase)
         elif self.action == "latency":
             out["delay"] = self.delay
         elif self.action == "drop":
@@ -151,40 +158,3 @@ class FaultRegistry:
                 fault.applied += 1
                 return fault
         return None
-
-
-class Ledger:
-    """Accepted submissions in arrival order (only those that got a job)."""
-
-    def __init__(self) -> None:
-        self.submissions: list[dict[str, Any]] = []
-        self._by_job: dict[str, dict[str, Any]] = {}
-
-    def record(self, **entry: Any) -> dict[str, Any]:
-        entry = {
-            "seq": len(self.submissions) + 1,
-            "receivedAt": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            **entry,
-        }
-        self.submissions.append(entry)
-        self._by_job[entry["jobId"]] = entry
-        return entry
-
-    def update(self, job_id: str, **fields: Any) -> None:
-        if job_id in self._by_job:
-            self._by_job[job_id].update(fields)
-
-    def clear(self) -> None:
-        self.submissions.clear()
-        self._by_job.clear()
-
-
-class Stats:
-    def __init__(self) -> None:
-        self.requests: Counter[str] = Counter()
-
-    def count(self, method: str, route: str) -> None:
-        self.requests[f"{method} {route}"] += 1
-
-    def clear(self) -> None:
-        self.requests.clear()

@@ -7,7 +7,9 @@ Rules (English only: for a ``languageCode`` not starting with ``en`` the insight
 Symbl documents; messages are still returned):
 
 * **messages**: one per caption cue (``Speaker: text``; no prefix -> ``Speaker 1``), times offset by the
-  media already in the conversation. Captionless media gets a synthetic transcript (see ``media.py``).
+  media already in the conversation. Captionless media with an audio track gets *filler* messages, marked
+  ``[sandbox filler: …]`` (see ``media.py``); they are messages only: no rule below reads them, so a test
+  tone or silence never yields an insight. Media without captions and without audio adds no message.
   ``sentiment`` (query ``sentiment=true``): lexicon score = (positive - negative) / words-hit, clipped to
   [-1, 1]; suggested ``positive`` > 0.3, ``negative`` < -0.3, else ``neutral``. ``words`` (``verbose=true``):
   the message time split evenly over its words. ``phrases`` (``detectPhrases=true``): the action phrase
@@ -114,6 +116,7 @@ class Message:
     speaker: str
     time_offset: float
     duration: float
+    filler: bool = False  # the sandbox's stand-in for speech it cannot transcribe: never an insight
 
 
 @dataclass
@@ -166,6 +169,7 @@ class Transcript:
                 speaker=speaker,
                 time_offset=round(base_offset + cue.start, 3),
                 duration=round(max(0.0, cue.end - cue.start), 3),
+                filler=getattr(cue, "filler", False),
             )
             self.messages.append(msg)
             added.append(msg)
@@ -184,8 +188,13 @@ class Transcript:
     def _time(self, offset: float) -> str:
         return iso(self.start_time + timedelta(seconds=offset))
 
+    @property
+    def spoken(self) -> list[Message]:
+        """The messages the insight rules read: filler is left out."""
+        return [m for m in self.messages if not m.filler]
+
     def sentences(self):
-        for msg in self.messages:
+        for msg in self.spoken:
             for match in _SENTENCE.finditer(msg.text):
                 sentence = match.group(0).strip()
                 if sentence:
@@ -325,12 +334,13 @@ class Transcript:
 
     # -- topics -----------------------------------------------------------------------------------------
     def topics(self, *, sentiment: bool = False, parent_refs: bool = False) -> list[dict[str, Any]]:
-        if not self.english or not self.messages:
+        spoken = self.spoken
+        if not self.english or not spoken:
             return []
         unigrams: Counter[str] = Counter()
         bigrams: Counter[str] = Counter()
         first_seen: dict[str, int] = {}
-        for msg in self.messages:
+        for msg in spoken:
             tokens = [w.lower() for w in _WORD.findall(msg.text)]
             for i, tok in enumerate(tokens):
                 if tok in STOPWORDS or len(tok) < 3:
@@ -369,7 +379,7 @@ class Transcript:
         out = []
         for phrase, count in chosen:
             pattern = re.compile(r"\b" + re.escape(phrase) + r"\b", re.I)
-            msgs = [m for m in self.messages if pattern.search(m.text)]
+            msgs = [m for m in spoken if pattern.search(m.text)]
             item: dict[str, Any] = {
                 "id": numeric_id(self.conversation_id, "topic", phrase),
                 "text": phrase,
@@ -393,7 +403,7 @@ class Transcript:
         # docs.symbl.ai/docs/entity-detection (newest): "Entities are detected by default when you use the
         # Async API"; the 2022 pages said detectEntities defaults to false. The newest page wins.
         detect = self.options.get("detectEntities", True) is not False
-        for msg in self.messages:
+        for msg in self.spoken:
             lower = msg.text.lower()
             for ent in custom:
                 needle = str(ent.get("text", "")).lower()
@@ -470,7 +480,7 @@ class Transcript:
                 pattern = re.compile(r"\b" + re.escape(str(phrase)) + r"\b", re.I)
                 refs = [
                     {"id": m.id, "text": m.text, "offset": hit.start()}
-                    for m in self.messages
+                    for m in self.spoken
                     if (hit := pattern.search(m.text))
                 ]
                 if not refs:

@@ -1,4 +1,4 @@
-"""Media intake for the sandbox: streamed bodies, the MP4 check and caption cues.
+"""Media intake for the sandbox: streamed bodies, the MP4 check, decoding for duration and caption cues.
 
 Bodies are never held whole in memory: :class:`Intake` hashes and counts each chunk as it arrives and spools
 it to the data dir, because PyAV needs a seekable file to read the caption track (the ``moov`` box is
@@ -21,10 +21,19 @@ log = logging.getLogger(__name__)
 
 #: Duration assumed for media PyAV cannot parse: 1 MiB of file per second of media (an HD-ish bitrate).
 NOMINAL_BYTES_PER_SECOND = 1 << 20
-#: Symbl's documented maximum duration per file (4 hours).
+#: Symbl's documented maximum duration per file (4 hours; FAQ 2022): the default of ``max_media_seconds``.
 MAX_MEDIA_SECONDS = 4 * 3600.0
-#: The deterministic transcript of captionless media has one line per this many seconds.
+#: Captionless media with audio gets one filler line per this many seconds.
 SECONDS_PER_SYNTHETIC_LINE = 5.0
+#: The text of every filler line: plainly not speech, and no insight rule reads it.
+FILLER_TEXT = "[sandbox filler: no captions in this media, so nothing to transcribe here]"
+#: Raw audio streams with no index: FFmpeg only estimates their duration from the bitrate, so the
+#: sandbox adds up their packets instead.
+RAW_AUDIO_FORMATS = frozenset({"aac", "amr", "ac3"})
+#: FFmpeg demuxers that turn any text file into a "video" (ANSI/binary text art): never a recording.
+TEXT_ART_FORMATS = frozenset({"tty", "bin", "xbin", "adf", "idf"})
+#: Audio packets decoded to prove the media decodes (a header alone proves nothing).
+DECODE_CHECK_PACKETS = 8
 CHUNK_SIZE = 1 << 16
 
 _ASS_TAG = re.compile(r"\{[^}]*\}")
@@ -41,6 +50,7 @@ class Cue:
     end: float
     speaker: str | None
     text: str
+    filler: bool = False
 
 
 @dataclass
@@ -49,6 +59,9 @@ class MediaInfo:
     cues: list[Cue] = field(default_factory=list)
     parsed: bool = True  # False when PyAV could not read the file and the duration was estimated from size
     has_captions: bool = False
+    has_audio: bool = False
+    format_name: str | None = None
+    problem: str | None = None  # why it did not decode, for the job's failure reason
 
 
 def check_mp4_header(head: bytes) -> None:
@@ -161,73 +174,97 @@ def _ass_dialogue(sub) -> str:
 
 
 def probe(path: Path | str, size: int) -> MediaInfo:
-    """Read duration and caption cues with PyAV; estimate the duration from ``size`` when that fails.
+    """Read duration, audio presence and caption cues with PyAV, decoding the first audio packets.
 
-    Blocking: call it in a worker thread.
+    Media PyAV cannot open, with no audio or video stream, or whose audio does not decode is not
+    ``parsed`` (its duration is then estimated from ``size``). Blocking: call it in a worker thread.
     """
     try:
         import av
 
         with av.open(str(path)) as container:
+            fmt = container.format.name if container.format else None
+            kinds = [s.type for s in container.streams]
+            if "audio" not in kinds and "video" not in kinds:
+                return _unparsed(size, "it has no audio or video stream", fmt)
+            if fmt in TEXT_ART_FORMATS:
+                return _unparsed(size, f"it is text, not media (FFmpeg reads it as {fmt!r} text art)", fmt)
+            has_audio = "audio" in kinds
             duration = (container.duration or 0) / 1_000_000
-            subs = [s for s in container.streams if s.type == "subtitle"]
             if not duration:
                 duration = max((float(s.duration * s.time_base) for s in container.streams if s.duration), default=0.0)
-            cues: list[Cue] = []
-            if subs:
-                stream = subs[0]
-                for packet in container.demux(stream):
-                    if packet.pts is None:
-                        continue
-                    start = float(packet.pts * stream.time_base)
-                    end = start + float((packet.duration or 0) * stream.time_base)
-                    for sub in packet.decode():
-                        text = clean_cue_text(_ass_dialogue(sub))
-                        if not text:
-                            continue
-                        speaker, body = split_speaker(text)
-                        cues.append(Cue(start, max(end, start), speaker, body))
-            cues.sort(key=lambda c: c.start)
-            if cues:
-                duration = max(duration, cues[-1].end)
-            return MediaInfo(duration=duration, cues=cues, parsed=True, has_captions=bool(subs))
+            has_captions = "subtitle" in kinds
+            cues = _caption_cues(container)
+        if has_audio:
+            count_all = not duration or fmt in RAW_AUDIO_FORMATS
+            counted = _decode_audio(path, count_all=count_all)
+            duration = counted if count_all and counted else duration
+        if cues:
+            duration = max(duration, cues[-1].end)
+        if duration <= 0:
+            return _unparsed(size, "it has no duration", fmt)
+        return MediaInfo(duration, cues, True, has_captions, has_audio, fmt)
     except Exception as exc:  # PyAV raises many error types for garbage input
         log.info("PyAV could not read %s (%s); estimating duration from its size", path, exc)
-        return MediaInfo(duration=estimate_duration(size), parsed=False)
+        return _unparsed(size, f"it could not be decoded ({exc.__class__.__name__})", None)
+
+
+def _unparsed(size: int, problem: str, fmt: str | None) -> MediaInfo:
+    return MediaInfo(duration=estimate_duration(size), parsed=False, format_name=fmt, problem=problem)
+
+
+def _decode_audio(path: Path | str, *, count_all: bool) -> float:
+    """Decode the first audio packets (raises when none decodes); with ``count_all``, also add up every
+    audio packet's duration, for raw streams whose container states none."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        frames, total = 0, 0
+        for i, packet in enumerate(container.demux(stream)):
+            if frames == 0 or i < DECODE_CHECK_PACKETS:
+                frames += len(packet.decode())
+            if not frames and i >= DECODE_CHECK_PACKETS:
+                break
+            total += packet.duration or 0
+            if frames and not count_all:
+                break
+        if not frames:
+            raise ValueError("no audio frame decodes")
+        return float(total * stream.time_base) if count_all else 0.0
+
+
+def _caption_cues(container) -> list[Cue]:
+    subs = [s for s in container.streams if s.type == "subtitle"]
+    cues: list[Cue] = []
+    if subs:
+        stream = subs[0]
+        for packet in container.demux(stream):
+            if packet.pts is None:
+                continue
+            start = float(packet.pts * stream.time_base)
+            end = start + float((packet.duration or 0) * stream.time_base)
+            for sub in packet.decode():
+                text = clean_cue_text(_ass_dialogue(sub))
+                if not text:
+                    continue
+                speaker, body = split_speaker(text)
+                cues.append(Cue(start, max(end, start), speaker, body))
+    cues.sort(key=lambda c: c.start)
+    return cues
 
 
 def estimate_duration(size: int) -> float:
     return min(MAX_MEDIA_SECONDS, max(1.0, size / NOMINAL_BYTES_PER_SECOND))
 
 
-_SYNTHETIC_LINES = (
-    "Thanks everyone for joining the project review today.",
-    "Can you share the latest numbers on the rollout?",
-    "I will send the updated report by Friday.",
-    "The customer feedback on the pricing page was positive.",
-    "We need to schedule a call with the design team.",
-    "What is blocking the migration right now?",
-    "Let's review the budget plan next week.",
-    "The integration tests are passing on the staging cluster.",
-    "Please follow up with the vendor about the contract.",
-    "We agreed to ship the pricing page update first.",
-    "Does the new dashboard cover the rollout metrics?",
-    "I'll meet the support team tomorrow to go over the backlog.",
-)
-
-
-def synthetic_cues(duration: float, seed: str, speakers: list[str]) -> list[Cue]:
-    """A deterministic transcript for media without captions: one line per 5 s, speakers alternating."""
+def filler_cues(duration: float, speakers: list[str]) -> list[Cue]:
+    """Filler for captionless media with audio: one marked line per 5 s, speakers taking turns, so the
+    transcript's timing and members look like a conversation while its text is plainly not speech."""
     lines = max(1, math.ceil(duration / SECONDS_PER_SYNTHETIC_LINE - 1e-9))
-    start_at = int(hashlib.sha256(seed.encode()).hexdigest()[:8], 16) % len(_SYNTHETIC_LINES)
     step = duration / lines
     names = speakers or ["Speaker 1", "Speaker 2"]
     return [
-        Cue(
-            start=i * step,
-            end=(i + 1) * step,
-            speaker=names[i % len(names)],
-            text=_SYNTHETIC_LINES[(start_at + i) % len(_SYNTHETIC_LINES)],
-        )
+        Cue(start=i * step, end=(i + 1) * step, speaker=names[i % len(names)], text=FILLER_TEXT, filler=True)
         for i in range(lines)
     ]

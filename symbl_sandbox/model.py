@@ -2,7 +2,12 @@
 
 Jobs of one conversation run strictly one at a time in arrival order (each job's task waits for the
 previous job's task of its conversation); different conversations run in parallel. A job's simulated work
-takes ``max(min_job_seconds, speed * media_seconds)``.
+takes ``max(min_job_seconds, speed * media_seconds)``. What a job makes of its media (``_process``):
+
+* media that does not decode (no ``moov`` box, garbage, audio whose first packets do not decode) fails;
+* media longer than ``max_media_seconds`` (Symbl's 4 hours per file) fails, after ``min_job_seconds``;
+* caption cues become the transcript; without captions, an audio track gives marked filler lines
+  (``media.filler_cues``) and no audio track gives no message at all.
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ class SandboxConfig:
     entity_shape: str = "current"
     #: Base of Experience API links (e.g. the host-mapped address in docker-compose); None: the request's host.
     public_url: str | None = None
+    #: Longest media a job takes (Symbl's FAQ: 4 hours per file); lower it to test splitting with short media.
+    max_media_seconds: float = media.MAX_MEDIA_SECONDS
 
 
 class SandboxError(Exception):
@@ -106,6 +113,7 @@ class Job:
     status: str = SCHEDULED
     history: list[tuple[str, float]] = field(default_factory=list)
     media_seconds: float | None = None
+    content_type: str | None = None  # the upload's Content-Type header, or the media URL's
     error: str | None = None
     task: asyncio.Task | None = None
 
@@ -294,6 +302,7 @@ class SandboxModel:
         sha256: str | None = None,
         url: str | None = None,
         fail: bool = False,
+        content_type: str | None = None,
     ) -> Job:
         """Create (or append to) a conversation and queue a job; the reservation becomes the job's slot."""
         if conversation_id is None:
@@ -324,6 +333,7 @@ class SandboxModel:
             sha256=sha256,
             url=url,
             fail=fail,
+            content_type=content_type,
         )
         reservation.release()
         self.jobs[job.id] = job
@@ -359,22 +369,11 @@ class SandboxModel:
                 result = await self.downloader(job, self.spool_dir)
                 job.media_path, job.size, job.sha256 = result.path, result.size, result.sha256
             info = await asyncio.to_thread(media.probe, job.media_path, job.size or 0)
-            job.media_seconds = info.duration
-            undecodable = not info.parsed
-            work = max(self.config.min_job_seconds, self.config.speed * info.duration)
-            await asyncio.sleep(max(0.0, work - (time.monotonic() - started)))
-            if job.fail:
-                raise JobFailure("failure injected by a sandbox fault")
-            if undecodable:
-                # Real Symbl cannot transcribe media it cannot decode (e.g. an MP4 cut short: 'ftyp' but no
-                # 'moov' box), so the job fails rather than getting an invented transcript.
-                raise JobFailure("the media could not be decoded (truncated MP4 without a 'moov' box?)")
-            if conv.deleted:
-                raise JobFailure("the conversation was deleted")
-            cues = info.cues
-            if not cues:
-                cues = media.synthetic_cues(info.duration, job.sha256 or job.id, self._synthetic_speakers(conv))
-            conv.transcript.add(cues, conv.transcript.duration, info.duration)
+            job.media_seconds = info.duration if info.parsed else None  # an estimate is no fact to report
+            too_long = info.parsed and info.duration > self.config.max_media_seconds
+            work = self.config.min_job_seconds if too_long else self.config.speed * info.duration
+            await asyncio.sleep(max(0.0, max(self.config.min_job_seconds, work) - (time.monotonic() - started)))
+            self._process(job, conv, info)
             self._set_status(job, COMPLETED)
         except asyncio.CancelledError:
             job.error = "cancelled"
@@ -385,6 +384,28 @@ class SandboxModel:
             self._set_status(job, FAILED)
         finally:
             media.remove_quietly(job.media_path)
+
+    def _process(self, job: Job, conv: Conversation, info: media.MediaInfo) -> None:
+        """The media rules (module docstring); raises :class:`JobFailure` with the reason the sandbox logs."""
+        if job.fail:
+            raise JobFailure("failure injected by a sandbox fault")
+        if not info.parsed:
+            # Real Symbl cannot transcribe media it cannot decode (e.g. an MP4 cut short: 'ftyp' but no
+            # 'moov' box), so the job fails rather than getting an invented transcript.
+            hint = " (truncated MP4 without a 'moov' box?)" if job.kind == "video" else ""
+            raise JobFailure(f"the media could not be decoded: {info.problem}{hint}")
+        limit = self.config.max_media_seconds
+        if info.duration > limit:
+            raise JobFailure(
+                f"the media lasts {info.duration:.1f} s, over the {limit:g} s Symbl takes per file "
+                "(4 hours, Symbl FAQ); split it into shorter parts"
+            )
+        if conv.deleted:
+            raise JobFailure("the conversation was deleted")
+        cues = info.cues
+        if not cues and info.has_audio:
+            cues = media.filler_cues(info.duration, self._synthetic_speakers(conv))
+        conv.transcript.add(cues, conv.transcript.duration, info.duration)
 
     def _synthetic_speakers(self, conv: Conversation) -> list[str]:
         count = int(conv.options.get("diarizationSpeakerCount") or 2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import aiohttp
@@ -137,3 +138,75 @@ def test_stats_and_reset(api, clip):
     api.token = api.new_token()["accessToken"]
     assert api.get(f"/v1/job/{job['jobId']}").status_code == 404
     assert api.conversation(job["conversationId"]).status_code == 404
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_status_fault_after_accept_keeps_the_submission(api, clip, status):
+    """A gateway answering 5xx for a backend that took the upload: the job runs and is in the log."""
+    first = api.submit_ok(clip.one)
+    conv = first["conversationId"]
+    put = {"method": "PUT", "path": "/v1/process/video/*"}
+    api.server.fault(match=put, action="status", status=status, phase="after_accept", body={"message": "gateway"})
+    resp = api.submit(clip.second, conv)
+    assert resp.status_code == status and resp.json() == {"message": "gateway"}
+    log = api.server.ledger()
+    assert [(e["method"], e["conversationId"]) for e in log] == [("POST", conv), ("PUT", conv)]
+    assert log[1]["sha256"] == hashlib.sha256(clip.second).hexdigest()
+    assert api.wait(log[1]["jobId"])[-1] == "completed"
+    texts = [m["text"] for m in api.conversation(conv, "/messages").json()["messages"]]
+    assert texts == ["Hello everyone.", "We agreed to ship the pricing page first.", "Sounds good to me."]
+    faults = api.server.request("GET", "/sandbox/faults").json()["faults"]
+    assert faults == [
+        {
+            "id": faults[0]["id"],
+            "match": put,
+            "action": "status",
+            "times": 1,
+            "applied": 1,
+            "status": status,
+            "body": {"message": "gateway"},
+            "headers": {},
+            "phase": "after_accept",
+        }
+    ]
+    assert api.submit(clip.one, conv).status_code == 201  # times=1: the next one is answered normally
+
+
+def test_status_fault_after_accept_on_a_refused_or_url_request(api, clip):
+    api.server.fault(match=VIDEO, action="status", status=504, phase="after_accept", times=2)
+    unauthorized = requests.post(
+        api.url + "/v1/process/video", data=clip.one, headers={"Content-Type": "video/mp4"}, timeout=30
+    )
+    assert unauthorized.status_code == 504  # the fault answers; nothing was accepted behind it
+    assert api.submit(clip.one, params={"confidenceThreshold": "0.1"}).status_code == 504
+    assert api.server.ledger() == []
+    assert api.server.stats()["active_jobs"] == 0
+    url = {"method": "POST", "path": "/v1/process/audio/url"}
+    api.server.fault(match=url, action="status", status=502, phase="after_accept")
+    resp = api.request("POST", "/v1/process/audio/url", json={"url": "http://127.0.0.1:1/a.wav"})
+    assert resp.status_code == 502 and resp.json() == {"message": "Injected fault"}
+    assert [e["endpoint"] for e in api.server.ledger()] == ["audio/url"]
+
+
+def test_status_fault_phase_is_checked(clean_sandbox):
+    for spec in (
+        {"action": "status", "phase": "mid_body"},
+        {"action": "status", "phase": "later"},
+        {"action": "status", "status": "504"},
+        {"action": "status", "status": 99},
+    ):
+        resp = clean_sandbox.request("POST", "/sandbox/faults", json=spec)
+        assert resp.status_code == 400, spec
+    assert (
+        "after_body, after_accept"
+        in clean_sandbox.request("POST", "/sandbox/faults", json={"action": "status", "phase": "x"}).json()["message"]
+    )
+    ok = {"action": "status", "status": 503, "phase": "after_body"}
+    assert clean_sandbox.request("POST", "/sandbox/faults", json=ok).status_code == 201
+
+
+def test_submissions_is_the_ledger_alias(api, clip):
+    api.submit_ok(clip.one)
+    by_new = api.server.request("GET", "/sandbox/submissions").json()
+    assert by_new == api.server.request("GET", "/sandbox/ledger").json()
+    assert [e["endpoint"] for e in by_new["submissions"]] == ["video"]
