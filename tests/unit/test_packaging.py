@@ -39,6 +39,8 @@ USED_THROUGH_HOOKS = {"boto3"}  # S3Hook (apache-airflow-providers-amazon) is a 
 #: Imported by the plugin but part of what it builds on: asgiref is Airflow's own sync/async bridge; the
 #: openlineage provider (with common.compat) is optional and imported lazily.
 TRANSITIVE = {"asgiref", "airflow.providers.openlineage", "airflow.providers.common"}
+#: Modules of extras the plugin imports lazily, only when used: the ``media`` extra (converting, cutting).
+EXTRA_MODULES = {"av": "media", "imageio_ffmpeg": "media"}
 
 
 def _name(requirement: str) -> str:
@@ -128,7 +130,9 @@ def test_dependencies_are_the_imported_ones():
         if not any(name == DIST_MODULES[dist] or name.startswith(DIST_MODULES[dist] + ".") for name in third_party)
     ]
     assert not_imported == [], "declared but never imported by the plugin"
-    provided = {DIST_MODULES[d] for d in declared} | TRANSITIVE
+    for module, extra in EXTRA_MODULES.items():
+        assert module.replace("_", "-") in {_name(r) for r in PROJECT["optional-dependencies"][extra]}
+    provided = {DIST_MODULES[d] for d in declared} | TRANSITIVE | set(EXTRA_MODULES)
     undeclared = {
         name
         for name in third_party
