@@ -1,9 +1,19 @@
 # The two commands of the README. Each bootstraps .venv and a project-local AIRFLOW_HOME first.
 SHELL := /bin/bash
-.PHONY: demo test e2e lint bench
+.PHONY: demo test e2e lint bench stack stack-stop
 
 demo:  ## the example pipeline end to end: sandbox + local S3 + SQLite Airflow
 	source scripts/bootstrap.sh && python -m scripts.demo
+
+# The sandbox + a local S3 left running for your own DAGs (README: "Your own DAG against the local stack").
+# make stack SANDBOX_PORT=8910 S3_PORT=8911 BUCKET=my-bucket to change the defaults (8900, 8901, symbl-demo).
+STACK_ARGS = $(if $(SANDBOX_PORT),--sandbox-port $(SANDBOX_PORT)) $(if $(S3_PORT),--s3-port $(S3_PORT)) \
+	$(if $(BUCKET),--bucket $(BUCKET))
+stack:  ## start the Symbl sandbox + local S3 in the background; prints the AIRFLOW_CONN_* exports
+	@source scripts/bootstrap.sh && python -m scripts.local_stack start $(STACK_ARGS)
+
+stack-stop:  ## stop exactly what `make stack` started (PIDs from .tmp/stack/stack.json)
+	@source scripts/bootstrap.sh && python -m scripts.local_stack stop
 
 # scripts/pytest.sh turns pytest's exit 5 (no tests collected) into a failure.
 PYTEST = bash scripts/pytest.sh $(PYTEST_ARGS)
