@@ -137,3 +137,28 @@ def test_a_port_in_use_is_named_with_the_fix(tmp_path):
     assert f"port {port} on 127.0.0.1 is in use" in proc.stderr
     assert f"make stack SANDBOX_PORT={port + 10}" in proc.stderr
     assert not (tmp_path / "stack" / "stack.json").exists()
+
+
+@pytest.mark.unit
+def test_readme_shows_what_make_stack_prints_by_default():
+    from scripts.local_stack import (
+        DEFAULT_BUCKET,
+        DEFAULT_S3_PORT,
+        DEFAULT_SANDBOX_PORT,
+        S3Server,
+        SandboxServer,
+        _exports,
+    )
+
+    sandbox = SandboxServer(
+        None, f"http://127.0.0.1:{DEFAULT_SANDBOX_PORT}", "sandbox-app-id", "sandbox-app-secret", None
+    )
+    s3 = S3Server(None, f"http://127.0.0.1:{DEFAULT_S3_PORT}")
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Your own DAG against the local stack\n", 1)[1].split("\n## ", 1)[0]
+    for line in _exports(sandbox.conn_json(), s3.conn_json()):
+        assert line in section
+    assert f"bucket {DEFAULT_BUCKET}" in section and "airflow db migrate" in section
+    assert "airflow dags test symbl_append_chain --conf '{" in section and "make stack-stop" in section
+    makefile = (ROOT / "Makefile").read_text()
+    assert "python -m scripts.local_stack start" in makefile and "python -m scripts.local_stack stop" in makefile
