@@ -15,8 +15,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
+from symbl_airflow import tables as T
 from symbl_airflow.links import SymblConversationLink, store_conversation_url
 from symbl_airflow.templating import parse_rendered
 
@@ -145,9 +146,24 @@ class SymblInsightsOperator(BaseOperator):
         a parameter. (templated)
     :param fail_on_missing: ``True`` fails the task when any kind is missing; a list of kinds fails it
         only when one of those is missing. The index is then not written.
+    :param tables_prefix: where the tables go (docs/tables.md): a key prefix in the output bucket
+        (default ``tables/``) or ``s3://bucket/prefix/``; ``None`` writes no tables. (templated)
+    :param table_format: ``"jsonl"`` (gzip JSON Lines, default) or ``"parquet"`` (needs the
+        ``symbl-airflow[parquet]`` extra). (templated)
+    :param conversation_key: the tables' ``conversation_key``; default the folder name of the ledger or
+        first video. (templated)
+    :param meeting_date: ``YYYY-MM-DD`` to set the meeting date (the partition) instead of the rule in
+        docs/tables.md (MP4 creation time, S3 LastModified, a date in the key). (templated)
+    :param tables_asset: an ``Asset`` (or asset name) added to ``outlets`` whose events carry the tables:
+        ``{"conversation_id", "conversation_key", "meeting_date", "table_format", "tables_uri", "kinds",
+        "uris", "rows"}``.
+    :param skip_unchanged: skip the task (no Symbl call, no Experience link, tables left as they are)
+        when given the append task's result with nothing appended and the outputs already cover every
+        video of the conversation.
     :param symbl_conn_id: Symbl connection.
     :param aws_conn_id: AWS connection used by ``S3Hook`` to write the files.
-    :return: ``{"conversation_id", "index_uri", "uris": {kind: uri}, "missing": [kind, ...]}``.
+    :return: ``{"conversation_id", "index_uri", "uris": {kind: uri}, "missing": [kind, ...]}``, plus
+        ``"tables": {"meeting_date", "uris": {table: uri}}`` when tables are written.
     """
 
     template_fields: Sequence[str] = (
@@ -155,6 +171,10 @@ class SymblInsightsOperator(BaseOperator):
         "output_uri",
         "insights",
         "insight_params",
+        "tables_prefix",
+        "table_format",
+        "conversation_key",
+        "meeting_date",
         "symbl_conn_id",
         "aws_conn_id",
     )
@@ -170,11 +190,29 @@ class SymblInsightsOperator(BaseOperator):
         insights: Sequence[str] | str | None = None,
         insight_params: dict[str, dict[str, Any]] | None = None,
         fail_on_missing: bool | Sequence[str] = False,
+        tables_prefix: str | None = T.DEFAULT_TABLES_PREFIX,
+        table_format: str = "jsonl",
+        conversation_key: str | None = None,
+        meeting_date: str | None = None,
+        tables_asset: Any = None,
+        skip_unchanged: bool = True,
         symbl_conn_id: str = "symbl_default",
         aws_conn_id: str | None = "aws_default",
         **kwargs: Any,
     ) -> None:
+        if tables_asset is not None:
+            from airflow.sdk import Asset
+
+            tables_asset = Asset(name=tables_asset) if isinstance(tables_asset, str) else tables_asset
+            outlets = kwargs.get("outlets") or []
+            kwargs["outlets"] = [*(outlets if isinstance(outlets, (list, tuple)) else [outlets]), tables_asset]
         super().__init__(**kwargs)
+        self.tables_prefix = tables_prefix
+        self.table_format = table_format
+        self.conversation_key = conversation_key
+        self.meeting_date = meeting_date
+        self.tables_asset = tables_asset
+        self.skip_unchanged = skip_unchanged
         self.conversation_id = conversation_id
         self.output_uri = output_uri
         self.insights = insights
@@ -296,6 +334,14 @@ class SymblInsightsOperator(BaseOperator):
         required = self._resolve_required()
         bucket, prefix = parse_output_uri(self.output_uri)
         base = f"s3://{bucket}/{prefix}"
+        tables_config = self._resolve_tables(bucket)
+        append = self._append_result()
+        client = self.s3_hook.get_conn()
+        previous = T.read_json_object(client, f"{base}{INDEX_FILE_NAME}")
+        if self.skip_unchanged and (
+            why := T.nothing_new(client, append, previous, conversation_id, kinds, tables_config)
+        ):
+            raise AirflowSkipException(f"Nothing new for conversation {conversation_id}: {why}; no Symbl call made")
         store_conversation_url(context, self.hook, conversation_id, self.log)
 
         self.log.info(
@@ -307,6 +353,7 @@ class SymblInsightsOperator(BaseOperator):
         )
         stored: dict[str, dict[str, Any]] = {}
         missing: dict[str, str] = {}
+        payloads: dict[str, Any] = {}
         for kind in kinds:
             try:
                 payload = self.hook.get_insight(conversation_id, kind, **params[kind])
@@ -324,6 +371,8 @@ class SymblInsightsOperator(BaseOperator):
                         f"requires it: {reason}"
                     ) from exc
                 continue
+            if tables_config is not None:
+                payloads[kind] = payload
             data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
             key = f"{prefix}{kind}.json"
             self.s3_hook.load_bytes(data, key=key, bucket_name=bucket, replace=True)
@@ -343,12 +392,18 @@ class SymblInsightsOperator(BaseOperator):
         if not stored and "conversation" not in kinds:
             self._check_conversation_exists(conversation_id)
 
+        sources = T.sources_for_index(client, append, previous)
         index = {
             "conversation_id": conversation_id,
             "generated_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
             "insights": stored,
             "missing": missing,
+            "source_uris": sources,
         }
+        if tables_config is not None:
+            index["tables"] = T.publish(self.s3_hook, tables_config, conversation_id=conversation_id,
+                                        payloads=payloads, missing=list(missing), append=append, sources=sources,
+                                        output_prefix=prefix, previous=previous, log=self.log)  # fmt: skip
         index_key = f"{prefix}{INDEX_FILE_NAME}"
         index_uri = f"s3://{bucket}/{index_key}"
         self.s3_hook.load_bytes(
@@ -360,15 +415,20 @@ class SymblInsightsOperator(BaseOperator):
         self.log.info(
             "Wrote %d insight file(s) and %s (missing: %s)", len(stored), index_uri, ", ".join(missing) or "none"
         )
-        self._lineage_files = [*(entry["uri"] for entry in stored.values()), index_uri]
+        tables = index.get("tables") or {"files": {}}
+        table_uris = {table: entry["uri"] for table, entry in tables["files"].items()}
+        self._lineage_files = [*(entry["uri"] for entry in stored.values()), index_uri, *table_uris.values()]
         self._lineage_conversation_id = conversation_id
-        self._annotate_outlets(context, {"conversation_id": conversation_id, "index_uri": index_uri})
-        return {
+        self._annotate_outlets(context, {"conversation_id": conversation_id, "index_uri": index_uri}, tables)
+        result = {
             "conversation_id": conversation_id,
             "index_uri": index_uri,
             "uris": {kind: entry["uri"] for kind, entry in stored.items()},
             "missing": list(missing),
         }
+        if tables_config is not None:
+            result["tables"] = {"meeting_date": tables["meeting_date"], "uris": table_uris}
+        return result
 
     def get_openlineage_facets_on_complete(self, task_instance: Any):
         """OpenLineage: the conversation (and its S3 videos, given the append XCom) -> the insight files."""
@@ -392,13 +452,43 @@ class SymblInsightsOperator(BaseOperator):
                 f"Symbl conversation {conversation_id} was not found (HTTP 404): {exc.message}"
             ) from exc
 
-    def _annotate_outlets(self, context: Context, extra: dict[str, Any]) -> None:
-        """Attach the index to every asset event this task emits (aliases carry no event of their own)."""
+    def _resolve_tables(self, output_bucket: str) -> T.TablesConfig | None:
+        try:
+            return T.resolve_config(
+                self.tables_prefix, self.table_format, output_bucket, self.meeting_date, self.conversation_key
+            )
+        except ValueError as exc:
+            raise AirflowFailException(str(exc)) from None
+
+    def _append_result(self) -> dict | None:
+        """The append task's result when ``conversation_id`` was given one (it says what was appended)."""
+        value: Any = self.conversation_id
+        if isinstance(value, str) and value.strip().startswith("{"):
+            value = parse_rendered(value)
+        return dict(value) if isinstance(value, Mapping) else None
+
+    def _annotate_outlets(self, context: Context, extra: dict[str, Any], tables: Mapping[str, Any]) -> None:
+        """Attach the index to every asset event this task emits (aliases carry no event of their own);
+        the tables asset's event describes the tables instead."""
         from airflow.sdk import Asset
 
         outlet_events = context.get("outlet_events")
         if outlet_events is None:
             return
         for outlet in self.outlets or ():
-            if isinstance(outlet, Asset):
+            if not isinstance(outlet, Asset):
+                continue
+            if self.tables_asset is not None and outlet == self.tables_asset:
+                files = tables.get("files") or {}
+                outlet_events[outlet].extra.update(
+                    conversation_id=extra["conversation_id"],
+                    conversation_key=tables.get("conversation_key"),
+                    meeting_date=tables.get("meeting_date"),
+                    table_format=tables.get("format"),
+                    tables_uri=tables.get("prefix"),
+                    kinds=list(files),
+                    uris={t: f["uri"] for t, f in files.items()},
+                    rows={t: f["rows"] for t, f in files.items()},
+                )
+            else:
                 outlet_events[outlet].extra.update(extra)

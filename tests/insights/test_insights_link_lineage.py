@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from datetime import UTC, datetime
 
 import pytest
 import requests
@@ -103,10 +104,14 @@ def test_openlineage_via_the_providers_extractor(clean_sandbox, conversation, s3
         (clean_sandbox.url, f"conversations/{conversation}"),
         (f"s3://{bucket}", "v/p1.mp4"),
     ]
+    # The video is not in S3 and the conversation itself was not fetched: the tables' date is today's.
+    day = datetime.now(UTC).date().isoformat()
     assert [(d.namespace, d.name) for d in lineage.outputs] == [
         (f"s3://{bucket}", "out/messages.json"),
         (f"s3://{bucket}", "out/summary.json"),
         (f"s3://{bucket}", "out/index.json"),
+        (f"s3://{bucket}", f"tables/messages/meeting_date={day}/{conversation}.jsonl.gz"),
+        (f"s3://{bucket}", f"tables/summary/meeting_date={day}/{conversation}.jsonl.gz"),
     ]
     facet = lineage.run_facets["externalQuery"]
     assert isinstance(facet, ExternalQueryRunFacet) and facet.externalQueryId == conversation
@@ -227,8 +232,10 @@ def test_the_openlineage_listener_emits_the_datasets(clean_sandbox, conversation
     assert [(d["namespace"], d["name"]) for d in event["inputs"]] == [
         (clean_sandbox.url, f"conversations/{conversation}")
     ]
+    day = datetime.now(UTC).date().isoformat()  # no video known, no conversation fetched: today's date
     assert [(d["namespace"], d["name"]) for d in event["outputs"]] == [
         (f"s3://{bucket}", "ol/messages.json"),
         (f"s3://{bucket}", "ol/index.json"),
+        (f"s3://{bucket}", f"tables/messages/meeting_date={day}/{conversation}.jsonl.gz"),
     ]
     assert event["run"]["facets"]["externalQuery"]["externalQueryId"] == conversation

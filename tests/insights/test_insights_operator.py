@@ -9,6 +9,7 @@ from datetime import datetime
 import pytest
 
 from symbl_airflow.insights import INSIGHT_KINDS
+from symbl_airflow.tables import TABLE_KINDS
 from tests.airflow_helpers import RESULTS, collector, make_dag, ti_states
 
 pytestmark = pytest.mark.integration
@@ -112,6 +113,8 @@ def test_all_kinds_stored_with_index_return_value_and_asset_extra(run_dag, api, 
     assert index["insights"]["messages"]["count"] == 4
     assert index["insights"]["questions"]["count"] >= 1
 
+    tables = RESULTS["all"].pop("tables")  # the tables themselves: tests/insights/test_tables.py
+    assert set(tables["uris"]) == set(TABLE_KINDS)
     assert RESULTS["all"] == {
         "conversation_id": conversation,
         "index_uri": f"s3://{bucket}/{prefix}index.json",
