@@ -39,6 +39,8 @@ class PipelineSettings:
     )
     #: A name, not an ``s3://`` URI: an S3 URI makes Airflow import boto3 while parsing the DAG file.
     insights_asset: str = field(default_factory=lambda: os.environ.get("SYMBL_PIPELINE_ASSET", "symbl_insights"))
+    #: Asset updated with each conversation's tables (event extra: the conversation and the tables written).
+    tables_asset: str = field(default_factory=lambda: os.environ.get("SYMBL_PIPELINE_TABLES_ASSET", "symbl_tables"))
 
 
 def pipeline_params(settings: PipelineSettings) -> dict:
@@ -111,6 +113,7 @@ def conversation_group(settings: PipelineSettings):
             output_uri=output_uri,
             aws_conn_id=settings.aws_conn_id,
             outlets=[insights_asset],
+            tables_asset=Asset(name=settings.tables_asset),
             map_index_template="{{ task.output_uri.rstrip('/').split('/')[-1] }}",
             **symbl,
         )

@@ -39,8 +39,9 @@ USED_THROUGH_HOOKS = {"boto3"}  # S3Hook (apache-airflow-providers-amazon) is a 
 #: Imported by the plugin but part of what it builds on: asgiref is Airflow's own sync/async bridge; the
 #: openlineage provider (with common.compat) is optional and imported lazily.
 TRANSITIVE = {"asgiref", "airflow.providers.openlineage", "airflow.providers.common"}
-#: Modules of extras the plugin imports lazily, only when used: the ``media`` extra (converting, cutting).
-EXTRA_MODULES = {"av": "media", "imageio_ffmpeg": "media"}
+#: Modules of extras the plugin imports lazily, only when used: the ``media`` extra (converting, cutting), the
+#: ``parquet`` extra (insight tables as Parquet).
+EXTRA_MODULES = {"av": "media", "imageio_ffmpeg": "media", "pyarrow": "parquet"}
 
 
 def _name(requirement: str) -> str:

@@ -168,12 +168,14 @@ def athena_ddl(kind: str, location: str, *, table_format: str = "jsonl", table: 
     """``CREATE EXTERNAL TABLE`` for one kind at ``location`` (``s3://bucket/tables/<kind>/``).
 
     ``meeting_date`` is the partition (partition projection: no ``MSCK REPAIR`` after each run); the
-    rows also carry it, which Athena ignores because a partition column is not a data column.
+    rows also carry it, which Athena ignores because a partition column is not a data column. The Hive
+    JSON SerDe reads the timestamps as written (``yyyy-MM-dd HH:mm:ss.SSS``, its default) and the
+    ``.gz`` objects by their extension.
     """
     location = location if location.endswith("/") else location + "/"
     cols = ",\n".join(f"  `{c.name}` {c.type}" for c in columns(kind) if c.name != "meeting_date")
     storage = (
-        "STORED AS PARQUET" if table_format == "parquet" else "ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe'"
+        "STORED AS PARQUET" if table_format == "parquet" else "ROW FORMAT SERDE 'org.apache.hive.hcatalog.data.JsonSerDe'"
     )
     return (
         f"CREATE EXTERNAL TABLE IF NOT EXISTS {table or 'symbl_' + kind} (\n{cols}\n)\n"
@@ -193,9 +195,9 @@ def athena_ddl(kind: str, location: str, *, table_format: str = "jsonl", table: 
 def markdown() -> str:
     """The schema section of docs/tables.md (a test keeps the file equal to this)."""
     out = ["| column | type | meaning |", "|---|---|---|"]
-    out += [f"| `{c.name}` | {c.type} | {c.doc} |" for c in COMMON]
+    out += [f"| `{c.name}` | `{c.type}` | {c.doc} |" for c in COMMON]
     for kind in TABLE_KINDS:
         out += ["", f"### `{kind}`", "", f"{GRAIN[kind]}; from Symbl's `{SOURCE_KIND[kind]}`.", ""]
         out += ["| column | type | meaning |", "|---|---|---|"]
-        out += [f"| `{c.name}` | {c.type} | {c.doc} |" for c in TABLES[kind]]
+        out += [f"| `{c.name}` | `{c.type}` | {c.doc} |" for c in TABLES[kind]]
     return "\n".join(out)
