@@ -1,4 +1,7 @@
-"""``python -m symbl_airflow.tables athena <table> <tables uri> [--format parquet]`` | ``schema``.
+"""``python -m symbl_airflow.tables.cli athena <table> <tables uri> [--format parquet]`` | ``schema``.
+
+Not the package's ``__main__.py``: Airflow's plugin loader imports every file of the plugins folder
+under its file name, and a module named ``__main__`` would run its CLI in the scheduler.
 
 ``athena`` prints the ``CREATE EXTERNAL TABLE`` of one table (partition projection on meeting_date);
 ``schema`` prints the column tables of docs/tables.md.
@@ -13,7 +16,7 @@ from symbl_airflow.tables.schema import TABLE_KINDS, athena_ddl, markdown
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m symbl_airflow.tables", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m symbl_airflow.tables.cli", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     ddl = sub.add_parser("athena", help="CREATE EXTERNAL TABLE for one table")
     ddl.add_argument("table", choices=TABLE_KINDS)
