@@ -174,9 +174,8 @@ def athena_ddl(kind: str, location: str, *, table_format: str = "jsonl", table: 
     """
     location = location if location.endswith("/") else location + "/"
     cols = ",\n".join(f"  `{c.name}` {c.type}" for c in columns(kind) if c.name != "meeting_date")
-    storage = (
-        "STORED AS PARQUET" if table_format == "parquet" else "ROW FORMAT SERDE 'org.apache.hive.hcatalog.data.JsonSerDe'"
-    )
+    serde = "ROW FORMAT SERDE 'org.apache.hive.hcatalog.data.JsonSerDe'"
+    storage = "STORED AS PARQUET" if table_format == "parquet" else serde
     return (
         f"CREATE EXTERNAL TABLE IF NOT EXISTS {table or 'symbl_' + kind} (\n{cols}\n)\n"
         f"PARTITIONED BY (`meeting_date` date)\n{storage}\nLOCATION '{location}'\n"
