@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import discovery, events, isolated, media, ordered, parse, report, trigger, triggerer, upload
+from bench import discovery, events, isolated, media, ordered, parse, report, tables, trigger, triggerer, upload
 from bench.common import ROOT, machine
 
 
@@ -115,6 +115,7 @@ BENCHMARKS: dict[str, tuple] = {
     "events": (_events, events),
     "triggerer": (triggerer.bench, triggerer),
     "media": (media.bench, media),
+    "tables": (tables.bench, tables),
 }
 
 

@@ -7,7 +7,8 @@
 5. event-driven: starts a real Airflow (api-server, scheduler, dag-processor, triggerer; LocalExecutor)
    with ``symbl_video_events`` watching the bucket's S3 notifications (moto's SQS), drops one more part
    and waits until it is in Symbl, with no run started by hand;
-6. prints a summary per conversation and stops everything it started.
+6. prints a summary per conversation, then "action items this week" from the insight tables with the
+   README's DuckDB query, and stops everything it started.
 
 With ``AIRFLOW_CONN_SYMBL_DEFAULT`` already set, the real Symbl API (or any endpoint it names) is used
 instead of the sandbox. Run it with ``make demo``.
@@ -177,6 +178,25 @@ def _summary(s3_client, sandbox) -> None:
         )
 
 
+def _tables(s3_client, workdir: Path) -> None:
+    """The README's DuckDB query on the pipeline's tables (copied from the local S3: no DuckDB extension)."""
+    from scripts.tables_query import ACTION_ITEMS_THIS_WEEK, action_items_this_week, mirror
+
+    copied = mirror(s3_client, BUCKET, "tables/", workdir / "tables-copy")
+    print(f"    {copied} table objects under s3://{BUCKET}/tables/ (one per conversation and table)")
+    print(textwrap.indent(ACTION_ITEMS_THIS_WEEK, "    "))
+    names, rows = action_items_this_week(workdir / "tables-copy")
+    widths = [10, 20, 58, 13, 19]
+    print("    " + " | ".join(n[:w].ljust(w) for n, w in zip(names, widths, strict=True)))
+    for row in rows:
+        cells = ["" if v is None else str(v) for v in row]
+        print(
+            "    "
+            + " | ".join(textwrap.shorten(c, w, placeholder="…").ljust(w) for c, w in zip(cells, widths, strict=True))
+        )
+    print(f"    ({len(rows)} action item(s) of this week's meetings)")
+
+
 def main() -> int:
     sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
     from scripts.local_stack import start_s3, start_sandbox
@@ -273,6 +293,8 @@ def main() -> int:
 
         _say("Summary")
         _summary(client, sandbox)
+        _say("Insights as tables: action items this week (the README's DuckDB query)")
+        _tables(client, workdir)
         print("\nDemo finished: every part appended exactly once, in order.")
         return 0
     finally:

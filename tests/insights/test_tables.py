@@ -205,10 +205,26 @@ def test_meeting_date_rule(s3, bucket, mp4, tmp_path):
         None: (date(2026, 9, 9), "conversation_start"),
     }
     for source, expected in cases.items():
-        assert meeting_date(hook, source, given=None, conversation_start=start, log=log) == expected, source
-    assert meeting_date(hook, with_date, given=date(2026, 1, 5), conversation_start=None, log=log) == (
+        assert meeting_date(hook, source, given=None, conversation_start=start, log=log)[:2] == expected, source
+    assert meeting_date(hook, with_date, given=date(2026, 1, 5), conversation_start=None, log=log)[:2] == (
         date(2026, 1, 5),
         "param",
+    )
+    # The same first video (URI and ETag) as the earlier write: its date is reused, the header not read again.
+    _, _, video = meeting_date(hook, without, given=None, conversation_start=None, log=log)
+    assert video == {
+        "uri": without,
+        "etag": client.head_object(Bucket=bucket, Key="v/b/part-001.mp4")["ETag"].strip('"'),
+    }
+    known = {"first_source": video, "meeting_date": "2026-01-02", "meeting_date_from": "s3_last_modified"}
+    assert meeting_date(hook, without, given=None, conversation_start=None, log=log, known=known)[:2] == (
+        date(2026, 1, 2),
+        "s3_last_modified",
+    )
+    client.put_object(Bucket=bucket, Key="v/b/part-001.mp4", Body=dated(plain, CREATED, tmp_path))  # re-uploaded
+    assert meeting_date(hook, without, given=None, conversation_start=None, log=log, known=known)[:2] == (
+        date(2026, 11, 20),
+        "mp4_creation_time",
     )
 
 

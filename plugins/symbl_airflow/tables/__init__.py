@@ -133,14 +133,19 @@ def publish(
     """Write this conversation's tables, delete what an earlier write left elsewhere; the index entry."""
     key = conversation_key(config.conversation_key, append, sources, output_prefix, conversation_id)
     start = Flattener().timestamp((payloads.get("conversation") or {}).get("startTime"), "startTime")
-    when, rule = meeting_date(
-        s3_hook, sources[0] if sources else None, given=config.meeting_date, conversation_start=start, log=log
+    earlier = (previous or {}).get("tables")
+    when, rule, first = meeting_date(
+        s3_hook,
+        sources[0] if sources else None,
+        given=config.meeting_date,
+        conversation_start=start,
+        log=log,
+        known=earlier if isinstance(earlier, Mapping) else None,
     )
     facts = MeetingFacts(key, when, rule, tuple(sources))
     processed_at = datetime.now(UTC).replace(microsecond=datetime.now(UTC).microsecond // 1000 * 1000)
     flattener = Flattener()
     rows = table_rows(payloads, common_columns(conversation_id, key, when, list(sources), processed_at), flattener)
-    earlier = (previous or {}).get("tables")
     previous_uris = [f.get("uri") for f in (earlier or {}).get("files", {}).values() if isinstance(f, Mapping)]
     files, deleted = write_tables(
         s3_hook.get_conn(),
@@ -175,6 +180,7 @@ def publish(
         "conversation_key": facts.conversation_key,
         "meeting_date": when.isoformat(),
         "meeting_date_from": facts.meeting_date_from,
+        "first_source": first,
         "processed_at": processed_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "files": files,
         "missing": gone,

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
+#: Rules whose date comes from the first video object itself (reused while its ETag is unchanged).
+VIDEO_RULES = ("mp4_creation_time", "s3_last_modified")
 #: Ledger part states whose video is in the Symbl conversation.
 IN_CONVERSATION = ("accepted", "completed")
 _KEY_DATE = re.compile(r"(?<!\d)(\d{4})([/-])(\d{2})\2(\d{2})(?!\d)")
@@ -123,11 +125,22 @@ def conversation_key(
 
 
 def meeting_date(
-    s3_hook: S3Hook, first_source: str | None, *, given: date | None, conversation_start: datetime | None, log
-) -> tuple[date, str]:
-    """``(date, rule)`` by the rule in the module docstring; a video that cannot be read moves to the next rule."""
+    s3_hook: S3Hook,
+    first_source: str | None,
+    *,
+    given: date | None,
+    conversation_start: datetime | None,
+    log,
+    known: Mapping[str, Any] | None = None,
+) -> tuple[date, str, dict[str, Any] | None]:
+    """``(date, rule, first video {"uri", "etag"})`` by the rule in the module docstring.
+
+    ``known`` is the earlier write's ``{"first_source", "meeting_date", "meeting_date_from"}``: when the
+    first video is the same object (URI and ETag), its date is reused without reading the header again.
+    A video that cannot be read moves on to the next rule.
+    """
     if given is not None:
-        return given, "param"
+        return given, "param", None
     if first_source:
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -140,19 +153,25 @@ def meeting_date(
             log.info("Meeting date: cannot HEAD the first video %s (%s); trying its key", first_source, exc)
             head = None
         if head is not None:
+            video = {"uri": first_source, "etag": str(head.get("ETag") or "").strip('"')}
+            if known and known.get("first_source") == video and known.get("meeting_date_from") in VIDEO_RULES:
+                try:
+                    return date.fromisoformat(known["meeting_date"]), known["meeting_date_from"], video
+                except (TypeError, ValueError):
+                    pass
             try:
                 created = inspect_source(s3_hook, first_source).media.creation_time
             except VideoSourceError as exc:
                 log.info("Meeting date: no MP4 header date in %s (%s)", first_source, exc)
                 created = None
             if created is not None:
-                return created.astimezone(UTC).date(), "mp4_creation_time"
+                return created.astimezone(UTC).date(), "mp4_creation_time", video
             modified = head.get("LastModified")
             if isinstance(modified, datetime):
-                return modified.astimezone(UTC).date(), "s3_last_modified"
+                return modified.astimezone(UTC).date(), "s3_last_modified", video
         found = key_date(key)
         if found is not None:
-            return found, "key_date"
+            return found, "key_date", None
     if conversation_start is not None:
-        return conversation_start.astimezone(UTC).date(), "conversation_start"
-    return datetime.now(UTC).date(), "processed_at"
+        return conversation_start.astimezone(UTC).date(), "conversation_start", None
+    return datetime.now(UTC).date(), "processed_at", None
