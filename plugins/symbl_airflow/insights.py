@@ -4,6 +4,10 @@ Payloads go to S3, never to XCom (a transcript with word timings can be megabyte
 URIs. An index written *last* lists what was stored and what was missing, so a consumer that sees the
 index knows every file it names is complete. Asset outlets get ``{"conversation_id", "index_uri"}``
 as event extra, so a DAG scheduled on the asset can find the files without an XCom pull.
+
+Beside the raw JSON, the same answers become tables (``symbl_airflow.tables``, docs/tables.md): one row
+per item, partitioned by meeting date, one object per conversation and table. Given the append task's
+result with nothing appended, the task skips before any Symbl call when the outputs already cover it.
 """
 
 from __future__ import annotations

@@ -143,7 +143,8 @@ def publish(
         known=earlier if isinstance(earlier, Mapping) else None,
     )
     facts = MeetingFacts(key, when, rule, tuple(sources))
-    processed_at = datetime.now(UTC).replace(microsecond=datetime.now(UTC).microsecond // 1000 * 1000)
+    now = datetime.now(UTC)
+    processed_at = now.replace(microsecond=now.microsecond // 1000 * 1000)  # milliseconds, as written
     flattener = Flattener()
     rows = table_rows(payloads, common_columns(conversation_id, key, when, list(sources), processed_at), flattener)
     previous_uris = [f.get("uri") for f in (earlier or {}).get("files", {}).values() if isinstance(f, Mapping)]
