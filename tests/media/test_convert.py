@@ -273,3 +273,21 @@ def test_not_media_is_never_prepared(tmp_path):
     facts = inspect(bytes_reader(b"hello"), "notes.txt", "s3://b/notes.txt")
     with pytest.raises(MediaError, match="is not media"), PreparedMedia(lambda: None, 5, "s3://b/notes.txt", facts):
         pass
+
+
+def test_one_segment_of_a_plan_made_at_inspection(media_files, tmp_path):
+    """What a task sending segment 2 of 3 does: same cuts as the task that sent segment 1, no facts needed."""
+    from symbl_airflow.media.segments import plan_segments
+
+    path = media_files("mp4_av")
+    planned = plan_segments(6.0, cut_limit(2.5))
+    uri = f"s3://bucket/meeting/{path.name}"
+    outputs = []
+    for index in range(len(planned)):
+        with PreparedMedia(lambda: open(path, "rb"), path.stat().st_size, uri, None, max_part_seconds=2.5,
+                           tmp_dir=tmp_path / "work", planned=planned) as prepared:  # fmt: skip
+            assert [s.start for s in prepared.segments] == [0.0, 2.0, 4.0]  # moved back to keyframes
+            for piece in prepared.pieces(only=index):
+                outputs.append((piece.segment.index, piece.endpoint, probe_file(piece.path, uri).seconds))
+    assert [i for i, _, _ in outputs] == [0, 1, 2] and {e for _, e, _ in outputs} == {VIDEO}
+    assert sum(s for _, _, s in outputs) == pytest.approx(6.0, abs=0.2)

@@ -65,3 +65,16 @@ def test_labels():
     seg = plan_segments(9 * H, 4 * H)[1]
     assert seg.label() == "segment 2/3 (3:00:00-6:00:00)"
     assert seg.to_dict() == {"index": 1, "count": 3, "start": 10800.0, "seconds": 10800.0}
+
+
+def test_snapping_a_plan_made_before_the_media_was_read():
+    from symbl_airflow.media.segments import snap_to_keyframes
+
+    planned = plan_segments(100.0, 40.0)  # 33.3 / 66.7
+    snapped = snap_to_keyframes(planned, [i * 7.0 for i in range(15)], 100.0, 40.0)
+    assert bounds(snapped) == [(0.0, 28.0), (28.0, 35.0), (63.0, 37.0)]
+    # a cut exactly on a keyframe stays there
+    exact = snap_to_keyframes(plan_segments(90.0, 40.0), [0, 30, 60], 90.0, 40.0)
+    assert [s.start for s in exact] == [0.0, 30.0, 60.0]
+    with pytest.raises(UncuttableError, match="more than 40 s"):
+        snap_to_keyframes(planned, [0, 10, 60], 100.0, 40.0)

@@ -36,6 +36,7 @@ from symbl_airflow.media.segments import (
     UncuttableError,
     clock,
     plan_segments,
+    snap_to_keyframes,
 )
 
 log = logging.getLogger(__name__)
@@ -393,15 +394,19 @@ class PreparedMedia:
     ``with PreparedMedia(...) as prepared: for piece in prepared.pieces(): send(piece)``: entering
     copies the object to a work directory, reads its streams and plans output and segments; each piece
     is written by ffmpeg when asked for and removed when the next is asked for; leaving removes all.
+
+    ``facts``: what the headers said (None: sniffed again from the local copy). ``planned``: segments
+    planned before the media was read (the ledger's); copied video moves their cuts to keyframes.
     """
 
     open_body: Callable[[], BinaryIO]
     size: int
     uri: str
-    facts: MediaFacts
+    facts: MediaFacts | None = None
     max_part_seconds: float = DEFAULT_MAX_PART_SECONDS
     on_too_long: str = "split"
     tmp_dir: str | os.PathLike[str] | None = None
+    planned: list[Segment] | None = None
     plan: OutputPlan | None = field(default=None, init=False)
     segments: list[Segment] = field(default_factory=list, init=False)
     seconds: float | None = field(default=None, init=False)
@@ -410,31 +415,12 @@ class PreparedMedia:
     _input: Path | None = field(default=None, init=False, repr=False)
 
     def __enter__(self) -> PreparedMedia:
-        if self.facts.route not in (VIDEO, AUDIO, CONVERT):
+        if self.facts is not None and self.facts.route not in (VIDEO, AUDIO, CONVERT):
             raise MediaError(f"source {self.uri!r} is not media ({self.facts.reason}); it is not a part")
         self._dir_cm = ffmpeg.workdir(self.tmp_dir, need_bytes=2 * self.size + DISK_MARGIN, uri=self.uri)
         self._dir = self._dir_cm.__enter__()
         try:
-            self._input = ffmpeg.spool(
-                self.open_body, self._dir / f"input{Path(self.uri).suffix[:8]}", self.size, self.uri
-            )
-            probe = probe_file(self._input, self.uri)
-            self.plan = plan_output(probe, self.facts, self.uri)
-            self.seconds = probe.seconds if probe.seconds else self.facts.seconds
-            if not self.seconds:
-                raise UndecodableMediaError(self.uri, "ffmpeg finds no duration in it")
-            check_length(self.seconds, self.max_part_seconds, self.on_too_long, self.uri)
-            keyframes = None
-            if self.seconds > self.max_part_seconds and self.plan.copies_video:
-                video = probe.of("video")[0]
-                keyframes = keyframe_times(self._input, video.index, self.uri)
-            try:
-                self.segments = plan_segments(self.seconds, cut_limit(self.max_part_seconds), keyframes)
-            except UncuttableError as exc:
-                raise MediaError(
-                    f"source {self.uri!r}: {exc}; re-encode it with keyframes at least every few minutes "
-                    "(e.g. 'ffmpeg -i in.mp4 -c:v libx264 -g 300 -c:a copy out.mp4') or cut it yourself"
-                ) from None
+            self._prepare()
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -442,34 +428,71 @@ class PreparedMedia:
             log.info("%s: %s left out", self.uri, line)
         return self
 
+    def _prepare(self) -> None:
+        suffix = Path(self.uri).suffix[:8]
+        self._input = ffmpeg.spool(self.open_body, self._dir / f"input{suffix}", self.size, self.uri)
+        if self.facts is None:
+            from symbl_airflow.media.formats import inspect
+            from symbl_airflow.media.reader import file_reader
+
+            self.facts = inspect(file_reader(self._input), Path(self.uri).name, self.uri)
+            if not self.facts.is_media:
+                raise MediaError(f"source {self.uri!r} is not media ({self.facts.reason}); it is not a part")
+        probe = probe_file(self._input, self.uri)
+        self.plan = plan_output(probe, self.facts, self.uri)
+        self.seconds = probe.seconds if probe.seconds else self.facts.seconds
+        if not self.seconds:
+            raise UndecodableMediaError(self.uri, "ffmpeg finds no duration in it")
+        check_length(self.seconds, self.max_part_seconds, self.on_too_long, self.uri)
+        planned = self.planned
+        if planned is None and self.seconds <= self.max_part_seconds:
+            self.segments = [Segment(0, 1, 0.0, self.seconds)]
+            return
+        keyframes = None
+        if self.plan.copies_video:
+            keyframes = keyframe_times(self._input, probe.of("video")[0].index, self.uri)
+        try:
+            if planned is None:
+                self.segments = plan_segments(self.seconds, cut_limit(self.max_part_seconds), keyframes)
+            elif keyframes is not None and len(planned) > 1:
+                self.segments = snap_to_keyframes(planned, keyframes, self.seconds, self.max_part_seconds)
+            else:
+                self.segments = list(planned)
+        except UncuttableError as exc:
+            raise MediaError(
+                f"source {self.uri!r}: {exc}; re-encode it with keyframes at least every few minutes "
+                "(e.g. 'ffmpeg -i in.mp4 -c:v libx264 -g 300 -c:a copy out.mp4') or cut it yourself"
+            ) from None
+
     def __exit__(self, *exc) -> None:
         if self._dir_cm is not None:
             cm, self._dir_cm = self._dir_cm, None
             cm.__exit__(None, None, None)
 
-    @property
-    def needs_ffmpeg(self) -> bool:
-        return self.facts.route == CONVERT or len(self.segments) > 1
-
-    def pieces(self) -> Iterator[Piece]:
-        """Each segment in order, made when asked for; the previous one is removed first."""
+    def pieces(self, only: int | None = None) -> Iterator[Piece]:
+        """Each segment in order (or just segment ``only``), made when asked for; each removed after."""
         assert self.plan is not None and self._dir is not None and self._input is not None, "use in a with block"
-        plan = self.plan
         for segment in self.segments:
-            out = self._dir / f"piece-{segment.index:03d}{plan.suffix}"
-            args: list[str] = ["-i", str(self._input)]
-            if segment.count > 1:
-                # Output-side cuts drop whole packets before ``start``: with copied video the cut is a
-                # keyframe (planned so), and consecutive segments neither overlap nor leave a gap.
-                args += ["-ss", f"{segment.start:.6f}"]
-                if not segment.is_last:
-                    args += ["-t", f"{segment.seconds:.6f}"]
-                args += ["-avoid_negative_ts", "make_zero"]
-            args += [*plan.args, "-f", plan.muxer, str(out)]
-            what = f"{plan.action} ({segment.label()})" if segment.count > 1 else plan.action
-            ffmpeg.run(args, uri=self.uri, what=what, log_dir=self._dir)
-            piece = Piece(segment, out, out.stat().st_size, plan.endpoint, plan.content_type)
+            if only is not None and segment.index != only:
+                continue
+            piece = self._make(segment)
             try:
                 yield piece
             finally:
-                out.unlink(missing_ok=True)
+                piece.path.unlink(missing_ok=True)
+
+    def _make(self, segment: Segment) -> Piece:
+        plan = self.plan
+        out = self._dir / f"piece-{segment.index:03d}{plan.suffix}"
+        args: list[str] = ["-i", str(self._input)]
+        if segment.count > 1:
+            # Output-side cuts drop whole packets before ``start``: with copied video the cut is a
+            # keyframe (planned so), and consecutive segments neither overlap nor leave a gap.
+            args += ["-ss", f"{segment.start:.6f}"]
+            if not segment.is_last:
+                args += ["-t", f"{segment.seconds:.6f}"]
+            args += ["-avoid_negative_ts", "make_zero"]
+        args += [*plan.args, "-f", plan.muxer, str(out)]
+        what = f"{plan.action} ({segment.label()})" if segment.count > 1 else plan.action
+        ffmpeg.run(args, uri=self.uri, what=what, log_dir=self._dir)
+        return Piece(segment, out, out.stat().st_size, plan.endpoint, plan.content_type)

@@ -94,3 +94,32 @@ def plan_segments(total_seconds: float, max_seconds: float, keyframes: Sequence[
         f"cannot cut {total_seconds:.0f} s into segments of at most {max_seconds:g} s at keyframes "
         f"(the longest stretch without a keyframe is {gap:.0f} s)"
     )
+
+
+def snap_to_keyframes(
+    planned: Sequence[Segment], keyframes: Sequence[float], total_seconds: float, max_seconds: float
+) -> list[Segment]:
+    """The same segments with every cut moved back to the keyframe at or before it (video stream copy).
+
+    ``planned`` comes from :func:`plan_segments` without keyframes (made before the media was read);
+    the count stays, so the ledger's segments keep their meaning. Raises UncuttableError when a
+    segment would then be longer than ``max_seconds``.
+    """
+    keys = sorted(k for k in keyframes if 0 < k < total_seconds)
+    cuts: list[float] = []
+    for segment in planned[1:]:
+        at = bisect.bisect_right(keys, segment.start + 1e-6) - 1
+        if at < 0 or (cuts and keys[at] <= cuts[-1]):
+            raise UncuttableError(
+                f"no keyframe between {clock(cuts[-1] if cuts else 0)} and {clock(segment.start)} to cut at"
+            )
+        cuts.append(keys[at])
+    bounds = [0.0, *cuts, float(total_seconds)]
+    count = len(planned)
+    snapped = [Segment(i, count, bounds[i], bounds[i + 1] - bounds[i]) for i in range(count)]
+    too_long = [s for s in snapped if s.seconds > max_seconds]
+    if too_long:
+        raise UncuttableError(
+            f"cut at keyframes, {too_long[0].label()} lasts {too_long[0].seconds:.0f} s, more than {max_seconds:g} s"
+        )
+    return snapped
