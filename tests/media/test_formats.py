@@ -180,3 +180,25 @@ def test_adts_and_mp3_signatures_are_told_apart(media_files):
         data = media_files.bytes(name)
         facts = inspect(bytes_reader(data), "noext", "s3://b/noext")
         assert facts.format == ("aac" if name == "aac" else "mp3")
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_the_first_64_bytes_point_the_same_way(media_files, name):
+    """The registry's cheap sniff agrees with the full inspection (ftyp: the MP4 member decides)."""
+    from symbl_airflow.media.formats import signature_route
+
+    head = media_files.bytes(name)[:64]
+    route = EXPECTED[name][1]
+    expected = {
+        "m4a": VIDEO, "mov_prores": VIDEO,  # ISO-BMFF: the MP4 member looks further
+        "ogv": AUDIO,  # Ogg: audio unless its streams say video (inspect routes it to conversion)
+        "ts": None,  # a transport stream needs 3 packets (377 bytes) to be told apart: inspect does it
+    }.get(name, route)  # fmt: skip
+    assert signature_route(head) == expected
+
+
+def test_text_has_no_media_signature():
+    from symbl_airflow.media.formats import signature_route
+
+    for head in (b"WEBVTT\n\n", b'{"a": 1}', b"\xff\xd8\xff\xe0", b"hello world" * 8):
+        assert signature_route(head) is None

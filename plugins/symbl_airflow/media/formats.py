@@ -206,6 +206,36 @@ def _after_id3(reader: RangeReader, head: bytes, uri: str, ext: str) -> MediaFac
     raise UndecodableMediaError(uri, "an ID3 tag followed by no MP3, AAC or FLAC audio frames")
 
 
+def signature_route(head: bytes) -> str | None:
+    """Where the first bytes (at least 64) point, without reading more: ``video`` for any ISO-BMFF
+    (``ftyp``: the MP4 member decides), ``audio``, ``convert``, or None (no media signature: ``inspect``
+    decides, with the extension as a tie-breaker)."""
+    if head[4:8] == b"ftyp":
+        return VIDEO
+    if (head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE") or (
+        head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC")
+    ):
+        return AUDIO
+    if head.startswith((b"fLaC", b"ID3", b"OggS", audio.AMR_MAGIC_NB, audio.AMR_MAGIC_WB, audio.ASF_HEADER)):
+        return AUDIO  # (Ogg and ASF with video: ``inspect`` routes them to conversion)
+    if head[:4] == b"RIFF" and head[8:12] in (b"AVI ", b"AVIX", b"CDXA"):
+        return CONVERT
+    if head[:4] in (
+        b"\x1a\x45\xdf\xa3",
+        b"caff",
+        b"FLV\x01",
+        b"\x00\x00\x01\xba",
+        b"\x00\x00\x01\xb3",
+        b"\x06\x0e\x2b\x34",
+    ):
+        return CONVERT
+    if head[4:8] in (b"moov", b"mdat", b"wide", b"pnot") and int.from_bytes(head[:4], "big") >= 8:
+        return CONVERT
+    if head[:2] == b"\x0b\x77" or audio.adts_frame(head) or audio.mpeg_frame(head):
+        return AUDIO
+    return None
+
+
 def inspect(reader: RangeReader, key: str, uri: str) -> MediaFacts:
     """Sniff one object (a few ranged reads); raise UndecodableMediaError for broken media."""
     ext = extension(key)
