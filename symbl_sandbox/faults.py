@@ -6,7 +6,9 @@ A fault acts before authentication, like a proxy or gateway would:
   body is drained and never stored; ``after_accept``: the request is handled first (an upload is accepted,
   its job queued and in the submission log) and the client gets the error answer instead of the 201: a
   gateway timing out on a backend that still does the work;
-* ``latency``: wait ``delay`` seconds, then handle the request normally;
+* ``latency``: wait ``delay`` seconds, then handle the request normally (``phase`` ``before``, the
+  default); ``after_accept``: handle it first (an upload is accepted and its job queued), then wait before
+  answering, so a client whose read timeout is shorter gives up on an upload Symbl took;
 * ``drop``: close the TCP connection without any response, in ``phase`` ``mid_body`` (after
   ``after_bytes`` body bytes), ``after_body`` (whole body read, nothing recorded) or ``after_accept``
   (the submission is recorded and its job queued, then the response is lost);
@@ -28,6 +30,7 @@ from typing import Any
 ACTIONS = ("status", "latency", "drop", "fail_job")
 PHASES = ("mid_body", "after_body", "after_accept")
 STATUS_PHASES = ("after_body", "after_accept")
+LATENCY_PHASES = ("before", "after_accept")
 
 
 class FaultSpecError(ValueError):
@@ -62,9 +65,11 @@ class Fault:
         action = spec.get("action")
         if action not in ACTIONS:
             raise FaultSpecError(f'"action" must be one of {", ".join(ACTIONS)}')
-        phase = spec.get("phase") or "after_body"
+        phase = spec.get("phase") or ("before" if action == "latency" else "after_body")
         if action == "drop" and phase not in PHASES:
             raise FaultSpecError(f'"phase" must be one of {", ".join(PHASES)}')
+        if action == "latency" and phase not in LATENCY_PHASES:
+            raise FaultSpecError(f'"phase" of a latency fault must be one of {", ".join(LATENCY_PHASES)}')
         if action == "status" and phase not in STATUS_PHASES:
             raise FaultSpecError(f'"phase" of a status fault must be one of {", ".join(STATUS_PHASES)}')
         status = spec.get("status", 500)
@@ -120,7 +125,7 @@ class Fault:
         if self.action == "status":
             out.update(status=self.status, body=self.body, headers=self.headers, phase=self.phase)
         elif self.action == "latency":
-            out["delay"] = self.delay
+            out.update(delay=self.delay, phase=self.phase)
         elif self.action == "drop":
             out.update(phase=self.phase, after_bytes=self.after_bytes)
         if self.rate is not None:

@@ -110,6 +110,10 @@ async def inject_faults(request: web.Request, handler):
         return await handler(request)
     log.info("fault %s (%s, %s) applies to %s %s", fault.id, fault.action, fault.phase, request.method, request.path)
     if fault.action == "latency":
+        if fault.phase == "after_accept":
+            resp = await handler(request)
+            await asyncio.sleep(fault.delay)
+            return resp
         await asyncio.sleep(fault.delay)
         return await handler(request)
     if fault.action == "status":

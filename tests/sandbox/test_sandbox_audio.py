@@ -210,3 +210,27 @@ def test_max_media_seconds_flag_and_env(monkeypatch):
     assert config_from_args(parser.parse_args([]), parser).max_media_seconds == 12.5
     with pytest.raises(SystemExit):
         config_from_args(parser.parse_args(["--max-media-seconds", "0"]), parser)
+
+
+@pytest.mark.unit
+def test_filler_is_left_out_of_every_insight_rule_by_its_mark_not_its_wording():
+    from datetime import UTC, datetime
+
+    from symbl_sandbox import insights
+
+    text = "I will send the pricing page to Bob on Friday. Can we schedule a call about the pricing page?"
+    options = {
+        "customVocabulary": ["pricing page"],
+        "trackers": [{"name": "Pricing", "vocabulary": ["pricing page"]}],
+        "entities": [{"customType": "Product", "text": "pricing page"}],
+    }
+    filler = insights.Transcript("c1", datetime(2026, 12, 1, tzinfo=UTC), options)
+    filler.add([media.Cue(0.0, 5.0, "Bob", text, filler=True)] * 3, 0.0, 15.0)
+    spoken = insights.Transcript("c2", datetime(2026, 12, 1, tzinfo=UTC), options)
+    spoken.add([media.Cue(0.0, 5.0, "Bob", text)] * 3, 0.0, 15.0)
+    for name in ("questions", "action_items", "follow_ups", "topics", "entities", "trackers", "summary", "insights"):
+        assert getattr(spoken, name)(), name  # the same words, spoken, make every kind of insight
+        assert getattr(filler, name)() == [], name
+    assert [m["text"] for m in filler.render_messages()] == [text] * 3
+    cues = media.filler_cues(12.0, ["A", "B", "C"])
+    assert [(c.start, c.speaker, c.filler) for c in cues] == [(0.0, "A", True), (4.0, "B", True), (8.0, "C", True)]

@@ -206,7 +206,22 @@ def test_status_fault_phase_is_checked(clean_sandbox):
 
 
 def test_submissions_is_the_ledger_alias(api, clip):
-    api.submit_ok(clip.one)
+    api.wait(api.submit_ok(clip.one)["jobId"])  # then the entry no longer changes
     by_new = api.server.request("GET", "/sandbox/submissions").json()
     assert by_new == api.server.request("GET", "/sandbox/ledger").json()
     assert [e["endpoint"] for e in by_new["submissions"]] == ["video"]
+
+
+def test_latency_after_accept_times_the_client_out_on_an_accepted_upload(api, clip):
+    api.server.fault(match=VIDEO, action="latency", delay=3.0, phase="after_accept")
+    t0 = time.monotonic()
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        api.request("POST", "/v1/process/video", data=clip.one, headers={"Content-Type": "video/mp4"}, timeout=(5, 0.8))
+    assert time.monotonic() - t0 < 2.5
+    log = api.server.ledger()
+    assert [e["endpoint"] for e in log] == ["video"]  # accepted before the client gave up
+    assert api.wait(log[0]["jobId"])[-1] == "completed"
+    faults = api.server.request("GET", "/sandbox/faults").json()["faults"]
+    assert faults[0]["phase"] == "after_accept" and faults[0]["delay"] == 3.0
+    bad = api.server.request("POST", "/sandbox/faults", json={"action": "latency", "phase": "mid_body"})
+    assert bad.status_code == 400 and "before, after_accept" in bad.json()["message"]
