@@ -217,7 +217,7 @@ class SymblJobTrigger(BaseTrigger):
                         )
                     # The whole trigger backs off (Symbl may be overloaded); the failed jobs stay due.
                     now, delay = answered_at, self._backoff(failed_polls, transient)
-                    self.log.warning(
+                    self.log.info(  # transient; max_attempts in a row end the wait with an error event
                         "Polling %d Symbl job(s) failed (%d/%d in a row): %s; next poll in %.1f s",
                         len(transient),
                         failed_polls,

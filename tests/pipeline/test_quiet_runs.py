@@ -93,6 +93,33 @@ def test_chain_dag_is_safe_to_run_twice_and_quiet(clean_sandbox, s3, bucket, mp4
     assert len(_conversations(clean_sandbox)) == 1
 
 
+def test_refusals_that_recover_stay_quiet(clean_sandbox, s3, bucket, mp4, run_dag, monkeypatch, capfd):
+    """A 429 on the upload, a 503 on a job poll and an expired token: retried, logged at info, no warning."""
+    client = s3.client()
+    for i, cues in enumerate(CONVERSATIONS["standup"], start=1):
+        client.put_object(Bucket=bucket, Key=f"videos/standup/part-{i:03d}.mp4", Body=mp4.make(cues))
+    busy = {"message": "Too Many Requests"}
+    clean_sandbox.fault(
+        match={"method": "POST", "path": "/v1/process/video"},
+        action="status",
+        status=429,
+        body=busy,
+        headers={"Retry-After": "0"},
+        times=1,
+    )
+    clean_sandbox.fault(match={"method": "GET", "path": "/v1/job/*"}, action="status", status=503, times=1)
+    conf = {"bucket": bucket, "first": "videos/standup/part-001.mp4", "second": "videos/standup/part-002.mp4"}
+    dag = _load(monkeypatch, "symbl_append_chain")
+    capfd.readouterr()
+    dr = run_dag(dag, run_conf=conf)
+    assert dr.state == "success", ti_states(dr)
+    lines = _quiet(capfd.readouterr().out)
+    retries = [line for line in lines if line.ours and line.message.startswith("[attempt 1/")]
+    assert {line.message.split(" failed")[0] for line in retries} >= {"[attempt 1/5] POST /v1/process/video"}
+    assert all(line.level == "info" for line in retries)
+    assert [e["method"] for e in clean_sandbox.ledger()] == ["POST", "PUT"]
+
+
 def readme_snippet() -> str:
     """The first Python block of the README's "Using the plugin" section."""
     readme = (ROOT / "README.md").read_text()

@@ -183,7 +183,7 @@ class SymblAsyncHook(SymblHookMixin, BaseHook):
             if check_answer(call, config.conn_id, status, text, retry_after, may_refresh=not refreshed):
                 return status, text
             TOKEN_CACHE.invalidate(config.token_key, token)
-            self.log.warning("%s %s got HTTP 401; refreshing the access token once", call.method, call.path)
+            self.log.info("%s %s got HTTP 401; refreshing the access token once", call.method, call.path)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _get_json(self, call: Call, params: list[tuple[str, str]] | None = None) -> Any:

@@ -189,7 +189,8 @@ class RetryPolicy:
     def _log_retry(self, owner: Any, state: RetryCallState) -> None:
         exc = state.outcome.exception()
         reason = f"HTTP {exc.status}: {exc.message}" if exc.status is not None else exc.message
-        owner.log.warning(
+        # info: a retry that then succeeds needs nobody; one that does not ends in the call's error
+        owner.log.info(
             "[attempt %d/%d] %s %s failed (%s); retrying in %.2f s",
             state.attempt_number,
             self.max_attempts,

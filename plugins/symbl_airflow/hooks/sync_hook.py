@@ -169,7 +169,7 @@ class SymblHook(SymblHookMixin, HttpHook):
             ):
                 return resp
             TOKEN_CACHE.invalidate(self.config.token_key, token)
-            self.log.warning("%s %s got HTTP 401; refreshing the access token once", call.method, call.path)
+            self.log.info("%s %s got HTTP 401; refreshing the access token once", call.method, call.path)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _request(self, call: Call, number: int, params, json_body, body, headers) -> requests.Response:
