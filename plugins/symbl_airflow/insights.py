@@ -366,14 +366,14 @@ class SymblInsightsOperator(BaseOperator):
                 if kind == "conversation":
                     raise AirflowException(
                         f"Symbl conversation {conversation_id} was not found (HTTP 404): {reason}"
-                    ) from exc
+                    ) from None
                 self.log.warning("Insight %s of conversation %s is missing: %s", kind, conversation_id, reason)
                 missing[kind] = reason
                 if kind in required:
                     raise AirflowException(
                         f"insight {kind!r} of conversation {conversation_id} is missing and fail_on_missing "
                         f"requires it: {reason}"
-                    ) from exc
+                    ) from None
                 continue
             if tables_config is not None:
                 payloads[kind] = payload
@@ -454,7 +454,7 @@ class SymblInsightsOperator(BaseOperator):
         except SymblNotFoundError as exc:
             raise AirflowException(
                 f"Symbl conversation {conversation_id} was not found (HTTP 404): {exc.message}"
-            ) from exc
+            ) from None
 
     def _resolve_tables(self, output_bucket: str) -> T.TablesConfig | None:
         try:
