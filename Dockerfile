@@ -9,14 +9,13 @@ FROM apache/airflow:3.3.2-python3.11
 USER airflow
 WORKDIR /opt/airflow
 
-# Runtime pins (requirements.txt) plus what the sandbox needs to read MP4 captions (PyAV, ffmpeg).
+# Runtime pins (requirements.txt), which include the media extra (PyAV, a static ffmpeg): the workers convert
+# other containers and cut long recordings with it, and the sandbox reads captions and durations with it.
 # Installing "apache-airflow==${AIRFLOW_VERSION}" alongside keeps pip from moving Airflow itself.
 COPY --chown=airflow:0 requirements.txt /tmp/symbl-airflow/requirements.txt
 RUN pip install --no-cache-dir \
         "apache-airflow==${AIRFLOW_VERSION}" \
-        -r /tmp/symbl-airflow/requirements.txt \
-        "av==18.1.0" \
-        "imageio-ffmpeg==0.8.1"
+        -r /tmp/symbl-airflow/requirements.txt
 
 # The project goes to /opt/airflow itself so that the editable install maps the package
 # `symbl_airflow` to /opt/airflow/plugins/symbl_airflow: the copy baked here, or the ./plugins bind
