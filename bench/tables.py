@@ -240,26 +240,30 @@ def markdown(result: dict) -> list[str]:
         f"| tables, re-run (every object replaced) | {again['ms']:.1f} ms | {again['cpu_ms']:.1f} ms"
         f" | {again['requests']:g} ({ops(again)}) | {again['kib']:.1f} KiB |",
         "",
-        f"Tables / raw JSON, paired per repeat: time {ratio(result['time_ratio'])}, re-run"
-        f" {ratio(result['rerun_ratio'])}; S3 requests {result['request_ratio']:.2f}x. The tables' requests"
-        " beyond one PUT per table are the earlier index (GET, for replacement) and the meeting date (HEAD,"
-        " then the MP4 box walk's HEAD and ranged GETs of a few bytes). Encoding alone (rows of all 10 tables,"
-        f" no S3): {result['encode_ms']['jsonl']:.2f} ms per conversation as gzip JSON Lines,"
+        f"Tables / raw JSON, paired per repeat: time {ratio(result['time_ratio'])} on the first write,"
+        f" {ratio(result['rerun_ratio'])} on a re-write; S3 requests {result['request_ratio']:.2f}x on the first"
+        " write. Beyond one PUT per table, a first write reads the earlier `index.json` (1 GET, for"
+        " replacement) and the meeting date from the first video (a HEAD, then the MP4 box walk: a HEAD and"
+        " 2-3 ranged GETs of a few bytes, each a full request to moto); a re-write finds the same video"
+        " (URI and ETag) in the index and reuses its date after one HEAD, so it costs as many requests as the"
+        f" raw JSON writes, on objects {raw['kib'] / tab['kib']:.0f}x smaller (gzip; the raw JSON is kept as"
+        " well, so the tables add this, they replace nothing). Encoding alone (rows of all 10 tables, no S3):"
+        f" {result['encode_ms']['jsonl']:.2f} ms per conversation as gzip JSON Lines,"
         f" {result['encode_ms']['parquet']:.2f} ms as Parquet.",
     ]
 
 
 def targets(result: dict) -> list[tuple[str, str, str, bool]]:
-    t = statistics.median(result["time_ratio"])
+    first, rerun = statistics.median(result["time_ratio"]), statistics.median(result["rerun_ratio"])
     return [
-        ("tables", "tables add at most 1.5x the time of the raw JSON writes", f"{t:.2f}x", t <= 1.5),
-        (
-            "tables",
-            "at most 16 S3 requests per conversation (10 PUTs + index GET + meeting date)",
-            f"{result['tables']['requests']:g}",
-            result["tables"]["requests"] <= 16,
-        ),
-    ]
+        ("tables", "a conversation's first tables write: at most 1.5x the time of its raw JSON writes",
+         f"{first:.2f}x", first <= 1.5),
+        ("tables", "a re-write (re-run, new part): at most 1.5x the time of the raw JSON writes",
+         f"{rerun:.2f}x", rerun <= 1.5),
+        ("tables", "S3 requests per conversation: at most 16 on the first write, 12 on a re-write",
+         f"{result['tables']['requests']:g} / {result['rerun']['requests']:g}",
+         result["tables"]["requests"] <= 16 and result["rerun"]["requests"] <= 12),
+    ]  # fmt: skip
 
 
 def write_docs(result: dict, path: Path = ROOT / "docs" / "benchmarks.md") -> None:
@@ -286,7 +290,11 @@ if __name__ == "__main__":
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "tables.json")
     parser.add_argument("--docs", action="store_true", help="write the docs/benchmarks.md section")
+    parser.add_argument("--from-results", action="store_true", help="only write the docs from --out's figures")
     args = parser.parse_args()
+    if args.from_results:
+        write_docs(json.loads(args.out.read_text()))
+        sys.exit(0)
     with tempfile.TemporaryDirectory(prefix="symbl-bench-tables-") as tmp:
         out = run(Path(tmp), conversations=args.conversations, repeat=args.repeat)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -186,7 +186,7 @@ def _tables(s3_client, workdir: Path) -> None:
     print(f"    {copied} table objects under s3://{BUCKET}/tables/ (one per conversation and table)")
     print(textwrap.indent(ACTION_ITEMS_THIS_WEEK, "    "))
     names, rows = action_items_this_week(workdir / "tables-copy")
-    widths = [10, 20, 58, 13, 19]
+    widths = [12, 20, 56, 13, 19]
     print("    " + " | ".join(n[:w].ljust(w) for n, w in zip(names, widths, strict=True)))
     for row in rows:
         cells = ["" if v is None else str(v) for v in row]
