@@ -1,6 +1,6 @@
 # The two commands of the README. Each bootstraps .venv and a project-local AIRFLOW_HOME first.
 SHELL := /bin/bash
-.PHONY: demo test e2e lint bench stack stack-stop
+.PHONY: demo test e2e compat lint bench stack stack-stop
 
 demo:  ## the example pipeline end to end: sandbox + local S3 + SQLite Airflow
 	source scripts/bootstrap.sh && python -m scripts.demo
@@ -20,6 +20,13 @@ PYTEST = bash scripts/pytest.sh $(PYTEST_ARGS)
 
 test:  ## unit + integration tests (real sandbox, real local S3, Airflow dag.test())
 	source scripts/bootstrap.sh && $(PYTEST) -m "not e2e"
+
+# The same suites against other Airflow versions, each in its own venv under .tmp/compat/<version>/.
+# `make test` is the lowest leg (constraints.txt pins the floor pyproject declares); the default adds the
+# next line, pre-releases included. `make compat COMPAT_AIRFLOW="lowest 3.4"` runs both in fresh venvs.
+COMPAT_AIRFLOW ?= 3.4
+compat:  ## unit + integration tests against the next Airflow (see scripts/compat.py)
+	source scripts/bootstrap.sh && python -m scripts.compat $(COMPAT_AIRFLOW)
 
 # The browser test needs Chromium (installed here when missing); screenshots go to $(E2E_OUTPUT).
 E2E_OUTPUT ?= .tmp/e2e-output

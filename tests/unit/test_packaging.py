@@ -144,6 +144,20 @@ def test_dependencies_are_the_imported_ones():
 
 
 @pytest.mark.unit
+def test_airflow_and_providers_have_a_floor_and_no_cap():
+    """Like providers, the package does not cap Airflow: `make compat` tests the next line in CI instead."""
+    specs = {_name(r): r for r in PROJECT["dependencies"] if _name(r).startswith("apache-airflow")}
+    assert {"apache-airflow", "apache-airflow-providers-http", "apache-airflow-providers-amazon"} <= set(specs)
+    for name, spec in specs.items():
+        assert re.fullmatch(rf"{re.escape(name)}>=\d+\.\d+(\.\d+)?", spec), f"{spec}: a >= floor and no upper cap"
+    # The floor is what `make test` runs: requirements.txt pins exactly it.
+    pins = dict(
+        line.split("==", 1) for line in (ROOT / "requirements.txt").read_text().splitlines() if line[:1].isalpha()
+    )
+    assert specs["apache-airflow"] == f"apache-airflow>={pins['apache-airflow']}"
+
+
+@pytest.mark.unit
 def test_no_private_airflow_imports():
     private = sorted(
         name
