@@ -163,13 +163,9 @@ def prepare(leg: Leg, uv: list[str]) -> Path:
     (work / "constraints.txt").write_text(constraints)
     python = sys.executable
     started = time.monotonic()
-    _run(
-        [
-            *uv, "pip", "compile", "--quiet", "--python", python, "--prerelease-package", f"{AIRFLOW_PREFIX}=allow",
-            "--no-header", "--no-annotate", "-c", work / "constraints.txt", work / "requirements.in",
-            "-o", work / "requirements.lock",
-        ]
-    )  # fmt: skip
+    inputs = ["-c", work / "constraints.txt", work / "requirements.in", "-o", work / "requirements.lock"]
+    prerelease = ["--prerelease-package", f"{AIRFLOW_PREFIX}=allow"]
+    _run([*uv, "pip", "compile", "--quiet", "--python", python, *prerelease, "--no-header", "--no-annotate", *inputs])
     leg.resolve_s = time.monotonic() - started
     lock = (work / "requirements.lock").read_text()
     pins = locked_versions(lock)
@@ -185,7 +181,8 @@ def prepare(leg: Leg, uv: list[str]) -> Path:
     if not (venv / "bin" / "python").exists() or not stamp.exists() or stamp.read_text() != want:
         shutil.rmtree(venv, ignore_errors=True)
         _run([*uv, "venv", "--quiet", "--python", python, venv])
-        _run([*uv, "pip", "sync", "--quiet", "--compile-bytecode", "--python", venv / "bin" / "python", leg_dir / "requirements.lock"])  # fmt: skip
+        sync = ["--compile-bytecode", "--python", venv / "bin" / "python", leg_dir / "requirements.lock"]
+        _run([*uv, "pip", "sync", "--quiet", *sync])
         stamp.write_text(want)
     else:
         print(f"compat: {venv} matches {leg_dir / 'requirements.lock'}; not reinstalled", flush=True)
@@ -231,7 +228,8 @@ def table(legs: list[Leg]) -> str:
     for leg in legs:
         providers = ", ".join(f"{k.removeprefix(AIRFLOW_PREFIX + '-providers-')} {v}" for k, v in leg.providers.items())
         c = leg.counts
-        result = f"{c.get('passed', 0)} passed, {c.get('failed', 0) + c.get('errors', 0)} failed, {c.get('skipped', 0)} skipped"
+        failed = c.get("failed", 0) + c.get("errors", 0)
+        result = f"{c.get('passed', 0)} passed, {failed} failed, {c.get('skipped', 0)} skipped"
         rows.append(
             f'| {leg.airflow} | {providers} | {leg.python} | unit + integration (`-m "not e2e"`) '
             f"| {leg.install_s:.0f} s | {leg.suite_s:.0f} s | {result} |"
