@@ -169,5 +169,20 @@ def run_dag():
     return _run
 
 
+def _close_async_db_pool() -> None:
+    """Close Airflow's async metadata-DB pool inside an event loop, before the process exits.
+
+    From 3.4 the in-process execution API of ``dag.test()`` opens async sessions (its live-attempt check
+    on each state change), and Airflow's atexit ``dispose_orm()`` closes that pool synchronously, which
+    aiosqlite cannot do: it logs "Exception closing connection" with a MissingGreenlet traceback at exit.
+    """
+    import asyncio
+
+    engine = getattr(sys.modules.get("airflow.settings"), "async_engine", None)
+    if engine is not None:
+        asyncio.run(engine.dispose())
+
+
 def pytest_sessionfinish(session, exitstatus):
+    _close_async_db_pool()
     shutil.rmtree(_SESSION_DIR, ignore_errors=True)
