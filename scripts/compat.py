@@ -12,9 +12,11 @@
 3. syncs ``.tmp/compat/<airflow version>/venv`` to that lock (skipped when unchanged);
 4. runs ``pytest -m "not e2e"`` there with its own ``AIRFLOW_HOME`` and writes ``result.json``.
 
-Legs: ``3.4`` (the newest release of that line, pre-releases included), an exact version ``3.3.2``, or
-``lowest`` (the floor of ``apache-airflow`` in ``pyproject.toml``). Run it with ``make compat``
-(``make compat COMPAT_AIRFLOW="lowest 3.4"`` for both legs in fresh venvs).
+Legs: ``3.4`` (the newest release of that line, pre-releases included), an exact version ``3.3.2``,
+``lowest`` (the floor of ``apache-airflow`` in ``pyproject.toml``), or ``floors``: that Airflow with the
+providers ``pyproject.toml`` declares at the lowest versions the resolver can install
+(``--resolution lowest-direct``; the rest of the set stays as pinned), in ``.tmp/compat/<version>-floors/``.
+Run it with ``make compat`` (``make compat COMPAT_AIRFLOW="lowest floors 3.4"`` for all three).
 """
 
 from __future__ import annotations
@@ -55,9 +57,17 @@ def airflow_floor(pyproject: Path = ROOT / "pyproject.toml") -> str:
     raise SystemExit("compat: pyproject.toml does not depend on apache-airflow")
 
 
+def declared_airflow(pyproject: Path = ROOT / "pyproject.toml") -> set[str]:
+    """The ``apache-airflow*`` distributions the package depends on (extras not included)."""
+    dependencies = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    names = {_normalize(_NAME.match(requirement).group(1)) for requirement in dependencies}
+    return {name for name in names if name == AIRFLOW_PREFIX or name.startswith(AIRFLOW_PREFIX + "-")}
+
+
 def airflow_specifier(leg: str) -> str:
-    """``3.4`` -> the newest of that line; ``3.3.2`` / ``3.4.0b2`` -> exactly that; ``lowest`` -> the floor."""
-    if leg == "lowest":
+    """``3.4`` -> the newest of that line; ``3.3.2`` / ``3.4.0b2`` -> exactly that; ``lowest`` / ``floors``
+    -> the floor."""
+    if leg in ("lowest", "floors"):
         return f"{AIRFLOW_PREFIX}=={airflow_floor()}"
     line = re.fullmatch(r"(\d+)\.(\d+)", leg)
     if line:
@@ -65,7 +75,7 @@ def airflow_specifier(leg: str) -> str:
         return f"{AIRFLOW_PREFIX}>={major}.{minor}.0a0,<{major}.{minor + 1}"
     if re.fullmatch(r"\d+\.\d+\.\d+((a|b|rc)\d+)?", leg):
         return f"{AIRFLOW_PREFIX}=={leg}"
-    raise SystemExit(f"compat: leg {leg!r} is not 'lowest', a line like '3.4' or a version like '3.3.2'")
+    raise SystemExit(f"compat: leg {leg!r} is not 'lowest', 'floors', a line like '3.4' or a version like '3.3.2'")
 
 
 def _requirement_lines(path: Path) -> list[str]:
@@ -82,22 +92,31 @@ def _requirement_lines(path: Path) -> list[str]:
     return lines
 
 
-def derive_inputs(specifier: str, root: Path = ROOT) -> tuple[str, str]:
-    """(requirements, constraints) for one leg; see the module docstring."""
+def derive_inputs(specifier: str, root: Path = ROOT, *, floors: bool = False) -> tuple[str, str]:
+    """(requirements, constraints) for one leg; see the module docstring.
+
+    Every ``apache-airflow*`` pin is freed, or with ``floors`` only those of the distributions the package
+    declares (the others, e.g. the e2e suite's celery provider, stay as pinned).
+    """
+    freed = declared_airflow(root / "pyproject.toml") if floors else None
+
+    def is_freed(name: str) -> bool:
+        return name.startswith(AIRFLOW_PREFIX) if freed is None else name in freed
+
     requirements = [specifier]
     for line in _requirement_lines(root / "requirements-dev.txt"):
         match = _NAME.match(line)
         name = _normalize(match.group(1)) if match and not line.startswith("-") else ""
         if name == AIRFLOW_PREFIX:
             continue
-        if name.startswith(AIRFLOW_PREFIX + "-"):
+        if is_freed(name):
             line = match.group(1) + (match.group(2) or "")
         requirements.append(line)
     requirements.append(f"-e {root}")
     constraints = [
         line
         for line in _requirement_lines(root / "constraints.txt")
-        if not _normalize(_NAME.match(line).group(1)).startswith(AIRFLOW_PREFIX)
+        if not is_freed(_normalize(_NAME.match(line).group(1)))
     ]
     return "\n".join(requirements) + "\n", "\n".join(constraints) + "\n"
 
@@ -140,6 +159,7 @@ def _run(cmd: list[str], **kwargs) -> None:
 class Leg:
     leg: str
     specifier: str
+    floors: bool = False
     airflow: str = ""
     providers: dict[str, str] = field(default_factory=dict)
     python: str = ""
@@ -158,20 +178,22 @@ def prepare(leg: Leg, uv: list[str]) -> Path:
     """Resolve the leg's set and sync its venv; returns the leg's directory."""
     work = OUT / "inputs"
     work.mkdir(parents=True, exist_ok=True)
-    requirements, constraints = derive_inputs(leg.specifier)
+    requirements, constraints = derive_inputs(leg.specifier, floors=leg.floors)
     (work / "requirements.in").write_text(requirements)
     (work / "constraints.txt").write_text(constraints)
     python = sys.executable
     started = time.monotonic()
     inputs = ["-c", work / "constraints.txt", work / "requirements.in", "-o", work / "requirements.lock"]
     prerelease = ["--prerelease-package", f"{AIRFLOW_PREFIX}=allow"]
+    if leg.floors:
+        prerelease += ["--resolution", "lowest-direct"]
     _run([*uv, "pip", "compile", "--quiet", "--python", python, *prerelease, "--no-header", "--no-annotate", *inputs])
     leg.resolve_s = time.monotonic() - started
     lock = (work / "requirements.lock").read_text()
     pins = locked_versions(lock)
     leg.airflow = pins[AIRFLOW_PREFIX]
     leg.providers = {k: v for k, v in sorted(pins.items()) if k.startswith(AIRFLOW_PREFIX + "-providers-")}
-    leg_dir = OUT / leg.airflow
+    leg_dir = OUT / (leg.airflow + ("-floors" if leg.floors else ""))
     leg_dir.mkdir(parents=True, exist_ok=True)
     (leg_dir / "requirements.lock").write_text(lock)
     venv = leg_dir / "venv"
@@ -229,9 +251,10 @@ def table(legs: list[Leg]) -> str:
         providers = ", ".join(f"{k.removeprefix(AIRFLOW_PREFIX + '-providers-')} {v}" for k, v in leg.providers.items())
         c = leg.counts
         failed = c.get("failed", 0) + c.get("errors", 0)
-        result = f"{c.get('passed', 0)} passed, {failed} failed, {c.get('skipped', 0)} skipped"
+        result = f"{c.get('passed', 0)} passed, {failed} failed, {c.get('skipped', 0)} skipped or xfailed"
+        name = leg.airflow + (" (provider floors)" if leg.floors else "")
         rows.append(
-            f'| {leg.airflow} | {providers} | {leg.python} | unit + integration (`-m "not e2e"`) '
+            f'| {name} | {providers} | {leg.python} | unit + integration (`-m "not e2e"`) '
             f"| {leg.install_s:.0f} s | {leg.suite_s:.0f} s | {result} |"
         )
     return "\n".join(rows)
@@ -239,11 +262,11 @@ def table(legs: list[Leg]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.compat", description=__doc__.split("\n\n")[0])
-    parser.add_argument("legs", nargs="*", default=["3.4"], help="'lowest', a line like 3.4, or a version")
+    parser.add_argument("legs", nargs="*", default=["3.4"], help="'lowest', 'floors', a line like 3.4, or a version")
     parser.add_argument("--pytest-args", default=os.environ.get("PYTEST_ARGS", "-q"), help="extra pytest arguments")
     args = parser.parse_args(argv)
     uv = _uv()
-    legs = [Leg(leg, airflow_specifier(leg)) for leg in args.legs]
+    legs = [Leg(leg, airflow_specifier(leg), floors=leg == "floors") for leg in args.legs]
     for leg in legs:
         leg_dir = prepare(leg, uv)
         run_suite(leg, leg_dir, shlex.split(args.pytest_args))

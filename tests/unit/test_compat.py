@@ -82,6 +82,34 @@ def test_derived_inputs_follow_includes_and_keep_extras(tmp_path):
 
 
 @pytest.mark.unit
+def test_floors_leg_frees_only_the_declared_airflow_distributions(tmp_path):
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\ndependencies = ["apache-airflow>=3.3.2", "apache-airflow-providers-http>=6.0", "requests>=2"]\n'
+    )
+    (tmp_path / "requirements-dev.txt").write_text(
+        "apache-airflow==3.3.2\napache-airflow-providers-http==6.3.0\napache-airflow-providers-celery==3.26.0\n"
+    )
+    (tmp_path / "constraints.txt").write_text(
+        "apache-airflow==3.3.2\napache-airflow-core==3.3.2\napache-airflow-providers-http==6.3.0\n"
+        "apache-airflow-providers-celery==3.26.0\nrequests==2.34.2\n"
+    )
+    requirements, constraints = compat.derive_inputs("apache-airflow==3.3.2", root=tmp_path, floors=True)
+    assert requirements.splitlines() == [
+        "apache-airflow==3.3.2",
+        "apache-airflow-providers-http",  # the resolver takes its lowest (--resolution lowest-direct)
+        "apache-airflow-providers-celery==3.26.0",  # not the package's: stays as pinned
+        f"-e {tmp_path}",
+    ]
+    assert constraints.splitlines() == [
+        "apache-airflow-core==3.3.2",
+        "apache-airflow-providers-celery==3.26.0",
+        "requests==2.34.2",
+    ]
+    assert compat.declared_airflow(tmp_path / "pyproject.toml") == {"apache-airflow", "apache-airflow-providers-http"}
+    assert compat.airflow_specifier("floors") == compat.airflow_specifier("lowest")
+
+
+@pytest.mark.unit
 def test_locked_versions_reads_uv_output():
     lock = "-e file:///repo\nApache_Airflow==3.4.0b2\n    # via -r requirements.in\nmoto[server]==5.2.5\n"
     assert compat.locked_versions(lock) == {"apache-airflow": "3.4.0b2", "moto": "5.2.5"}
