@@ -183,6 +183,8 @@ def prepare(leg: Leg, uv: list[str]) -> Path:
     (work / "constraints.txt").write_text(constraints)
     python = sys.executable
     started = time.monotonic()
+    # uv prefers the versions of an existing output file: a leg's lock must not steer the next leg's resolution.
+    (work / "requirements.lock").unlink(missing_ok=True)
     inputs = ["-c", work / "constraints.txt", work / "requirements.in", "-o", work / "requirements.lock"]
     prerelease = ["--prerelease-package", f"{AIRFLOW_PREFIX}=allow"]
     if leg.floors:
