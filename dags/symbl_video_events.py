@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Asset, AssetWatcher, task
 
-from symbl_airflow.pipeline import PipelineSettings, conversation_group, map_limit, pipeline_params
+from symbl_airflow.pipeline import PipelineSettings, conversation_group, pipeline_params
 
 SETTINGS = PipelineSettings()
 QUEUE_URL = os.environ.get("SYMBL_EVENTS_QUEUE_URL", "")
@@ -74,30 +74,30 @@ if QUEUE_URL:
             import logging
 
             from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+            from airflow.sdk import get_current_context
 
             from symbl_airflow.discovery import from_events
+            from symbl_airflow.pipeline import layout_args, mapped_work
 
             log = logging.getLogger("airflow.task")
+            context = get_current_context()
+            layout = layout_args(params, context)
             extras = [event.extra for events in (triggering_asset_events or {}).values() for event in events]
-            found, ignored = from_events(
-                S3Hook(aws_conn_id=SETTINGS.aws_conn_id),
-                extras,
-                params["bucket"],
-                params["input_prefix"],
-                params["output_prefix"],
-                limit=map_limit(params["max_conversations"]),
-            )
-            for bucket, key in ignored:
-                log.info("ignoring s3://%s/%s: not a part under %s", bucket, key, params["input_prefix"])
+            found, named = from_events(S3Hook(aws_conn_id=SETTINGS.aws_conn_id), extras, **layout)
+            for bucket, key in named.elsewhere:
+                log.info("ignoring s3://%s/%s: not under s3://%s/%s", bucket, key, layout["bucket"], layout["prefix"])
+            if named.own_writes:
+                log.info("%d notification(s) for the pipeline's own files (ledgers, index)", named.own_writes)
             log.info(
                 "%d event(s) name %d conversation folder(s): %d with work, %d left to the scheduled pipeline; "
-                "S3 requests %s",
+                "%d object(s) not parts; S3 requests %s",
                 len(extras),
                 found.folders,
                 len(found.work),
                 len(found.deferred),
+                found.ignored_count,
                 found.requests,
             )
-            return found.work
+            return mapped_work(found, params, context)
 
         conversation_group(SETTINGS).expand_kwargs(conversations_from_events())

@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, task
 
-from symbl_airflow.pipeline import PipelineSettings, conversation_group, map_limit, pipeline_params
+from symbl_airflow.pipeline import PipelineSettings, conversation_group, pipeline_params
 
 SETTINGS = PipelineSettings()
 #: A cron expression or preset (e.g. "@hourly") to run on a schedule; unset: triggered by hand or API.
@@ -60,28 +60,29 @@ with DAG(
         import logging
 
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+        from airflow.sdk import get_current_context
 
         from symbl_airflow.discovery import scan
+        from symbl_airflow.pipeline import layout_args, mapped_work
 
         log = logging.getLogger("airflow.task")
-        limit = map_limit(params["max_conversations"])
-        found = scan(
-            S3Hook(aws_conn_id=SETTINGS.aws_conn_id),
-            params["bucket"],
-            params["input_prefix"],
-            params["output_prefix"],
-            limit=limit,
-        )
+        context = get_current_context()
+        layout = layout_args(params, context)
+        found = scan(S3Hook(aws_conn_id=SETTINGS.aws_conn_id), **layout)
         log.info(
-            "%d conversation folder(s): %d unchanged since the last look, %d mapped, %d left for the next run "
-            "(cap %d); S3 requests %s",
+            "s3://%s/%s, folder_depth %d: %d conversation folder(s): %d unchanged since the last look, %d mapped, "
+            "%d left for the next run (cap %d); %d object(s) not parts; S3 requests %s",
+            layout["bucket"],
+            layout["prefix"],
+            layout["folder_depth"],
             found.folders,
             found.skipped_unchanged,
             len(found.work),
             len(found.deferred),
-            limit,
+            layout["limit"],
+            found.ignored_count,
             found.requests,
         )
-        return found.work
+        return mapped_work(found, params, context)
 
     conversation_group(SETTINGS).expand_kwargs(discover())

@@ -190,14 +190,14 @@ class S3Server:
         return self.client("sqs")
 
     def notify_queue(
-        self, bucket: str, queue_name: str, *, prefix: str | None = "videos/", suffix: str | None = ".mp4"
+        self, bucket: str, queue_name: str, *, prefix: str | None = "videos/", media_only: bool = True
     ) -> str:
         """Create an SQS queue and send ``bucket``'s ObjectCreated notifications of parts to it; returns its URL."""
         sqs = self.sqs_client()
         url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         self.client().put_bucket_notification_configuration(
-            Bucket=bucket, NotificationConfiguration=part_notifications(arn, prefix, suffix)
+            Bucket=bucket, NotificationConfiguration=part_notifications(arn, prefix, media_only=media_only)
         )
         return url
 
@@ -215,15 +215,26 @@ class S3Server:
         stop(self.proc)
 
 
-def part_notifications(queue_arn: str, prefix: str | None = "videos/", suffix: str | None = ".mp4") -> dict:
+def part_notifications(queue_arn: str, prefix: str | None = "videos/", *, media_only: bool = True) -> dict:
     """Bucket notifications for new parts only: the pipeline's own writes (ledgers, insight files) in the
     same bucket would otherwise each start a run of the event-driven DAG that finds nothing to do.
-    ``None`` for both: every new object (what a careless setup sends; the DAG must ignore the rest)."""
-    config: dict = {"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"]}
-    rules = [{"Name": name, "Value": value} for name, value in (("prefix", prefix), ("suffix", suffix)) if value]
-    if rules:
-        config["Filter"] = {"Key": {"FilterRules": rules}}
-    return {"QueueConfigurations": [config]}
+
+    S3 takes one suffix per filter, so there is one configuration per media extension, in lower and
+    upper case (``.mp4``, ``.MP4``); S3 allows several configurations for one event type when their
+    suffixes do not overlap. A ``.Mp4`` or a ``.txt`` starts no run: the scheduled pipeline finds it.
+    ``media_only=False`` and ``prefix=None``: every new object (what a careless setup sends; the DAG
+    must ignore the rest)."""
+    from symbl_airflow.discovery import MEDIA_EXTENSIONS
+
+    suffixes = [f".{e}" for ext in sorted(MEDIA_EXTENSIONS) for e in (ext, ext.upper())] if media_only else [None]
+    configs = []
+    for suffix in suffixes:
+        config: dict = {"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"]}
+        rules = [{"Name": name, "Value": value} for name, value in (("prefix", prefix), ("suffix", suffix)) if value]
+        if rules:
+            config["Filter"] = {"Key": {"FilterRules": rules}}
+        configs.append(config)
+    return {"QueueConfigurations": configs}
 
 
 def start_s3(workdir: Path, *, port: int = 0, detached: bool = False) -> S3Server:

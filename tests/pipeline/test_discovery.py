@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from unittest.mock import ANY
 
 import pytest
 
@@ -59,6 +60,10 @@ def test_scan_reads_only_the_ledgers_of_changed_folders(s3, bucket):
 
     first = scan(hook, bucket, PREFIX, "insights/", limit=100)
     assert sorted(w["ledger_uri"].split("/")[-2] for w in first.work) == ["grown", "new-a"]
+    assert {i["uri"].split("/", 3)[-1] for i in first.ignored} == {
+        f"{PREFIX}done-00/notes.txt",
+        f"{PREFIX}deeper/x/part-001.mp4",
+    }
     grown = next(w for w in first.work if "grown" in w["ledger_uri"])
     assert grown["source"] == [f"s3://{bucket}/{PREFIX}grown/part-002.mp4"]
     assert first.requests["get"] == 1 + 31  # the (absent) index, then every folder's ledger
@@ -66,6 +71,7 @@ def test_scan_reads_only_the_ledgers_of_changed_folders(s3, bucket):
 
     second = scan(hook, bucket, PREFIX, "insights/", limit=100)
     assert second.skipped_unchanged == 30
+    assert second.ignored == []  # named once, when first seen
     assert second.requests["get"] == 1 + 1  # the index, and only grown's ledger (new-a has none)
     assert second.requests["put"] == 0
 
@@ -100,7 +106,7 @@ def test_events_from_real_s3_notifications_through_sqs(s3, bucket):
     from symbl_airflow.discovery import from_events
 
     client = s3.client()
-    queue = s3.notify_queue(bucket, f"uploads-{bucket}", prefix=None, suffix=None)  # unfiltered: the DAG must cope
+    queue = s3.notify_queue(bucket, f"uploads-{bucket}", prefix=None, media_only=False)  # unfiltered: must cope
     _folder(client, bucket, "standup", ["part-001.mp4"], appended=1)  # already in Symbl
     client.put_object(Bucket=bucket, Key=f"{PREFIX}standup/part-002.mp4", Body=b"mp4")  # new
     client.put_object(Bucket=bucket, Key=f"{PREFIX}standup/part-002.mp4", Body=b"mp4")  # duplicate notification
@@ -125,13 +131,15 @@ def test_events_from_real_s3_notifications_through_sqs(s3, bucket):
 
     extras = asyncio.run(drain())
     assert extras, "no notification reached the queue"
-    found, ignored = from_events(S3Hook(aws_conn_id="aws_default"), extras, bucket, PREFIX, "insights/", limit=10)
+    found, named = from_events(S3Hook(aws_conn_id="aws_default"), extras, bucket, PREFIX, "insights/", limit=10)
     by_folder = {w["ledger_uri"].split("/")[-2]: w["source"] for w in found.work}
     assert by_folder == {
         "standup": [f"s3://{bucket}/{PREFIX}standup/part-002.mp4"],
         "call": [f"s3://{bucket}/{PREFIX}call/part 001.mp4"],
     }
-    assert {key for _, key in ignored} >= {"insights/standup/index.json", f"{PREFIX}call/notes.txt"}
+    assert (bucket, "insights/standup/index.json") in named.elsewhere
+    assert named.own_writes >= 1  # the ledger written by _folder
+    assert found.ignored == [{"uri": f"s3://{bucket}/{PREFIX}call/notes.txt", "reason": ANY}]
     assert found.requests["list"] == 2  # one folder listing each, never the prefix
 
 
@@ -172,17 +180,22 @@ def test_capped_pipeline_run_finishes_the_rest_in_the_next_run(clean_sandbox, s3
 
 
 @pytest.mark.integration
-def test_filtered_notifications_carry_parts_only(s3, bucket):
-    """The documented setup: the pipeline's own ledger and insight writes start no event-driven run."""
+def test_filtered_notifications_carry_media_only(s3, bucket):
+    """The documented setup: media of any container starts a run; the pipeline's own writes do not."""
     client, sqs = s3.client(), s3.sqs_client()
     queue = s3.notify_queue(bucket, f"parts-{bucket}")
-    client.put_object(Bucket=bucket, Key=f"{PREFIX}c/part-001.mp4", Body=b"mp4")
+    parts = [f"{PREFIX}c/part-001.mp4", f"{PREFIX}c/part-002.wav", f"{PREFIX}c/CLIP 3.MOV", f"{PREFIX}d/take.webm"]
+    for key in parts:
+        client.put_object(Bucket=bucket, Key=key, Body=b"media")
     client.put_object(Bucket=bucket, Key=f"{PREFIX}c/_symbl.json", Body=b"{}")
+    client.put_object(Bucket=bucket, Key=f"{PREFIX}_symbl_index.json", Body=b"{}")
+    client.put_object(Bucket=bucket, Key=f"{PREFIX}c/notes.txt", Body=b"x")
     client.put_object(Bucket=bucket, Key="insights/c/index.json", Body=b"{}")
+    client.put_object(Bucket=bucket, Key="elsewhere/x.mp4", Body=b"media")
     bodies = []
-    for _ in range(3):
+    for _ in range(4):
         bodies += [m["Body"] for m in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])]
     from urllib.parse import unquote_plus
 
     keys = [unquote_plus(r["s3"]["object"]["key"]) for b in bodies for r in json.loads(b).get("Records", [])]
-    assert keys == [f"{PREFIX}c/part-001.mp4"]
+    assert sorted(keys) == sorted(parts)
