@@ -8,14 +8,18 @@ conversation folders its events name (one folder listing and one ledger read eac
 prefix, so its cost follows the new uploads, not the bucket's history.
 
 Events only say where to look: each folder's **ledger** decides what is sent, so a duplicate,
-batched or out-of-order notification is harmless, and objects that are not parts (`_symbl.json`,
-insight files, other suffixes, other prefixes) are ignored. The per-conversation work is the same
-task group as `symbl_video_pipeline` (append in key order, each part after the previous job
-completed; wait, deferred; insights).
+batched or out-of-order notification is harmless. A notification for any object in a conversation
+folder (`folder_depth` levels below `input_prefix`) points at that folder; its listing names what is
+not a part, as the scheduled pipeline does. The pipeline's own `_symbl*.json` writes and objects in
+other buckets or prefixes point nowhere. The per-conversation work is the same task group as
+`symbl_video_pipeline` (append in order, each part after the previous job completed; wait,
+deferred; insights).
 
 Set `SYMBL_EVENTS_QUEUE_URL` (the SQS queue URL) where the DAG processor and the triggerer run;
-without it this DAG is not defined. Set the bucket's notification to that queue
-(`aws s3api put-bucket-notification-configuration`, events `s3:ObjectCreated:*`, prefix = `input_prefix`).
+without it this DAG is not defined. Send the bucket's `s3:ObjectCreated:*` notifications to that
+queue with one filter per media suffix (prefix = `input_prefix`; README "Scheduled or event-driven"
+shows how: a prefix-only filter would let every ledger write start a run). Event runs have no logical
+date, so keep `input_prefix` fixed (no `{{ ds }}`) and let `folder_depth` reach dated folders.
 A run that names more than `max_conversations` folders leaves the rest to the scheduled pipeline.
 
 Parsing this file does no network I/O.

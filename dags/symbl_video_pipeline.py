@@ -1,25 +1,31 @@
 """
 ### Incremental S3 -> Symbl pipeline: every conversation folder becomes one Symbl conversation
 
-Input layout (part order = S3 key order, so name parts `part-001.mp4`, `part-002.mp4` ...):
+Input layout (a conversation is a folder `folder_depth` levels below `input_prefix`; its parts are
+the audio and video files directly in it, appended in order):
 
-    s3://<bucket>/<input_prefix><conversation key>/<part>.mp4
+    s3://<bucket>/<input_prefix><conversation key>/<part>      (.mp4 .m4a .mov .wav .mp3 .webm ...)
     s3://<bucket>/<input_prefix><conversation key>/_symbl.json     <- the conversation ledger
 
+`input_prefix` and `output_prefix` are Jinja templates (`videos/{{ ds_nodash }}/` follows a daily
+schedule); `folder_depth=2` makes `rec/2026-12-01/standup/` conversation `2026-12-01/standup`, named so
+in Symbl. Objects that are not parts (`notes.txt`, captions, media in a subfolder or above the
+conversation folders) are named in the discover task's log and its XCom `ignored`, with the reason.
+
 Each run lists the folders, and maps every conversation whose ledger lacks some of its parts
-(in parallel, limited by the `symbl` pool): **append** sends the new parts in key order, each only
+(in parallel, limited by the `symbl` pool): **append** sends the new parts in order, each only
 after the previous part's Symbl job completed (deferred between parts: no worker slot held),
 **wait** defers until the last job is done, **insights** writes one JSON file per insight kind to
 `s3://<bucket>/<output_prefix><conversation key>/`.
 
-The ledger, not this DAG, guarantees each part reaches Symbl once, in key order, with no hole after a
+The ledger, not this DAG, guarantees each part reaches Symbl once, in order, with no hole after a
 failed job and one writer at a time, across runs, tasks and deployments. A stopped or blocked
 conversation fails its append task with a message that says what to do (`python -m
 symbl_airflow.ledger show <ledger uri>` prints its state). Params: `on_unconfirmed` settles a part
 whose send was never confirmed (`resend` if Symbl lacks it, `skip` if it has it).
 
 Discovery costs what changed, not what exists: one listing plus a small index
-(`<input_prefix>_symbl_index.json`) so only folders whose parts or ledger changed have their ledger
+(`<input_prefix>_symbl_index.json`) so only folders whose objects or ledger changed have their ledger
 read; at most `max_conversations` are mapped per run (never above `[core] max_map_length`), the rest
 are left to the next run. For uploads to reach Symbl seconds after they land, use the event-driven
 `symbl_video_events` DAG instead (S3 notifications through SQS).

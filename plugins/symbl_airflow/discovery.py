@@ -51,7 +51,7 @@ INDEX_VERSION = 2
 #: Audio and video containers a part may be (lower case, no dot). The append task decides by content;
 #: this table only sorts a listing into parts and the rest, so it errs on the side of "media".
 MEDIA_EXTENSIONS = frozenset(
-    "mp4 m4v m4a mov qt wav wave mp3 flac ogg oga opus aac amr aiff aif aifc webm mkv mka avi wma wmv 3gp".split()
+    "mp4 m4v m4a mov qt wav wave mp3 flac ogg oga opus aac ac3 amr aiff aif aifc webm mkv mka avi wma wmv 3gp".split()
 )
 #: The most ignored objects one discovery returns by name (the log and the count cover the rest).
 MAX_IGNORED_NAMED = 1000
