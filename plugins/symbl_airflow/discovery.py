@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 from symbl_airflow.ledger import LEDGER_FILE_NAME, Ledger, LedgerError
-from symbl_airflow.ordering import LEGACY_PART_ORDER, check_part_order, sorted_parts
+from symbl_airflow.ordering import LEGACY_PART_ORDER, check_part_order, conversation_order, sorted_parts
 from symbl_airflow.plan import new_parts
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ class Discovery:
             self.ignored.append({"uri": uri, "reason": reason})
         if self.ignored_count <= MAX_IGNORED_NAMED:
             # A recording left out is for a person to look at; a notes file next to it is not.
-            (log.warning if media else log.info)("not a part: %s (%s)", uri, reason)
+            (log.warning if media else log.info)("ignored, not a part: %s (%s)", uri, reason)
         elif self.ignored_count == MAX_IGNORED_NAMED + 1:
             log.info("more objects are not parts; only the first %d are named", MAX_IGNORED_NAMED)
 
@@ -220,15 +220,6 @@ def _add(folders: dict[str, Folder], place: Place, meta: dict) -> None:
         folder.ignored[place.name] = (_etag(meta), place.reason, is_media_name(place.name))
 
 
-def conversation_order(ledger: Ledger, requested: str) -> str:
-    """The order a conversation uses: its ledger's; a ledger from before ``part_order`` (parts, no
-    order recorded) was built in key order; a new conversation takes the one requested."""
-    recorded = getattr(ledger, "part_order", None)
-    if recorded:
-        return recorded
-    return LEGACY_PART_ORDER if ledger.parts else requested
-
-
 def folder_work(
     layout: Layout,
     output_prefix: str,
@@ -240,7 +231,7 @@ def folder_work(
 ) -> tuple[dict | None, dict]:
     """The work item for one folder (None: nothing to do) and what the ledger says of its parts."""
     listing = {layout.uri(layout.folder_key(conversation) + name): etag for name, etag in parts.items()}
-    order = conversation_order(ledger, part_order)
+    order = conversation_order(getattr(ledger, "part_order", None), bool(ledger.parts), part_order)
     found = new_parts(ledger, listing)
     for uri in found["changed"]:
         log.warning("%s changed since it was appended; it will not be re-sent", uri)

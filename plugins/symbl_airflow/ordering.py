@@ -67,6 +67,14 @@ def sort_key(part_order: str) -> Callable[[str], object]:
     return natural_key if check_part_order(part_order) == NATURAL else _key_key
 
 
+def conversation_order(recorded: str | None, has_parts: bool, requested: str) -> str:
+    """The order one conversation uses: the one its ledger recorded; a ledger from before ``part_order``
+    (parts, none recorded) was built in key order; a new conversation takes the one requested."""
+    if recorded:
+        return check_part_order(recorded)
+    return LEGACY_PART_ORDER if has_parts else check_part_order(requested)
+
+
 def sorted_parts(keys: Iterable[str], part_order: str) -> list[str]:
     return sorted(keys, key=sort_key(part_order))
 
@@ -83,6 +91,7 @@ __all__ = [
     "NATURAL",
     "PART_ORDERS",
     "check_part_order",
+    "conversation_order",
     "is_sorted",
     "natural_key",
     "sort_key",
