@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 from symbl_airflow.ledger import LEDGER_FILE_NAME, Ledger, LedgerError
+from symbl_airflow.media import formats
 from symbl_airflow.ordering import LEGACY_PART_ORDER, check_part_order, conversation_order, sorted_parts
 from symbl_airflow.plan import new_parts
 
@@ -48,11 +49,9 @@ if TYPE_CHECKING:
 #: Discovery's cache of folder digests, at the root of the input prefix (not the insights' ``index.json``).
 DISCOVERY_INDEX_FILE_NAME = "_symbl_index.json"
 INDEX_VERSION = 2
-#: Audio and video containers a part may be (lower case, no dot). The append task decides by content;
-#: this table only sorts a listing into parts and the rest, so it errs on the side of "media".
-MEDIA_EXTENSIONS = frozenset(
-    "mp4 m4v m4a mov qt wav wave mp3 flac ogg oga opus aac ac3 amr aiff aif aifc webm mkv mka avi wma wmv 3gp".split()
-)
+#: Audio and video extensions a part may have: the media package's table (``media.formats``), so
+#: discovery and the append task agree; the task then decides by content.
+MEDIA_EXTENSIONS = formats.MEDIA_EXTENSIONS
 #: The most ignored objects one discovery returns by name (the log and the count cover the rest).
 MAX_IGNORED_NAMED = 1000
 log = logging.getLogger(__name__)
@@ -101,8 +100,7 @@ def check_folder_depth(value: Any) -> int:
 
 
 def is_media_name(name: str) -> bool:
-    base = name.rsplit("/", 1)[-1]
-    return "." in base and base.rsplit(".", 1)[-1].lower() in MEDIA_EXTENSIONS
+    return formats.extension(name) in MEDIA_EXTENSIONS
 
 
 def is_infrastructure(name: str) -> bool:

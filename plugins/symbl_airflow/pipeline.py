@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -120,14 +121,14 @@ def render_prefix(name: str, value: Any, context: Any) -> str:
     """A prefix param rendered as a Jinja template in the run's context (params are not templated)."""
     from airflow.sdk.definitions.context import render_template_to_string
     from airflow.sdk.exceptions import AirflowFailException
-    from jinja2 import meta
 
     text = "" if value is None else str(value)
     if "{{" not in text and "{%" not in text:
         return text
     try:
         env = context["dag"].get_template_env()
-        unknown = sorted(meta.find_undeclared_variables(env.parse(text)) - set(context) - set(env.globals))
+        names = set(re.findall(r"\{\{-?\s*([A-Za-z_]\w*)", text))  # the first name of each expression
+        unknown = sorted(n for n in names if n not in context and n not in env.globals)
         if unknown:
             raise ValueError(f"this run's context has no {', '.join(unknown)}")
         rendered = render_template_to_string(env.from_string(text), context).strip()
