@@ -200,7 +200,7 @@ class AirflowCluster:
         self.api("PATCH", f"/api/v2/dags/{EVENTS_DAG_ID}", json={"is_paused": False})
 
     def enable_notifications(self, bucket: str) -> None:
-        """S3 sends ObjectCreated notifications of parts (videos/, media extensions) in ``bucket`` to the events queue."""
+        """S3 notifies the events queue of new parts in ``bucket`` (videos/, one filter per media suffix)."""
         from scripts.local_stack import part_notifications
 
         self.s3.client().put_bucket_notification_configuration(
