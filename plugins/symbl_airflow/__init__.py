@@ -17,10 +17,10 @@ _LAZY = {
     "SymblSubmission": "symbl_airflow.hooks",
     "SymblOptions": "symbl_airflow.options",
     "SymblError": "symbl_airflow.errors",
-    "SymblAppendVideoOperator": "symbl_airflow.operators",
-    "SymblInsightsOperator": "symbl_airflow.insights",
-    "SymblJobSensor": "symbl_airflow.sensors",
-    "SymblJobTrigger": "symbl_airflow.triggers",
+    "SymblAppendVideoOperator": "symbl_airflow.operators.append",
+    "SymblInsightsOperator": "symbl_airflow.operators.insights",
+    "SymblJobSensor": "symbl_airflow.sensors.job",
+    "SymblJobTrigger": "symbl_airflow.triggers.job",
 }
 
 __all__ = [
@@ -40,11 +40,11 @@ __all__ = [
 if TYPE_CHECKING:  # pragma: no cover
     from symbl_airflow.errors import SymblError
     from symbl_airflow.hooks import SymblAsyncHook, SymblHook, SymblJob, SymblSubmission
-    from symbl_airflow.insights import SymblInsightsOperator
-    from symbl_airflow.operators import SymblAppendVideoOperator
+    from symbl_airflow.operators.append import SymblAppendVideoOperator
+    from symbl_airflow.operators.insights import SymblInsightsOperator
     from symbl_airflow.options import SymblOptions
-    from symbl_airflow.sensors import SymblJobSensor
-    from symbl_airflow.triggers import SymblJobTrigger
+    from symbl_airflow.sensors.job import SymblJobSensor
+    from symbl_airflow.triggers.job import SymblJobTrigger
 
 
 def __getattr__(name: str):

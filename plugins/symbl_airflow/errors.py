@@ -142,6 +142,29 @@ class SymblAmbiguousSubmissionError(SymblError):
     """
 
 
+class SymblJobWaitTimeoutError(AirflowException):
+    """Symbl jobs did not finish within the wait's ``timeout`` (a later try may wait again)."""
+
+    def __init__(self, message: str, *, pending: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.pending = list(pending or [])
+
+
+class SymblPartRefusedError(AirflowException):
+    """Symbl (or S3) definitely refused a part: it was not appended, so a retry may send it again.
+
+    ``fatal``: a retry cannot help (wrong credentials, a Retry-After beyond the budget): fail at once.
+    """
+
+    def __init__(self, message: str, *, fatal: bool = False) -> None:
+        super().__init__(message)
+        self.fatal = fatal
+
+
+class SymblPartUnconfirmedError(AirflowException):
+    """A part's whole body may have reached Symbl and no answer came: it may or may not be appended."""
+
+
 class SymblBodyLengthError(SymblError, ValueError):
     """The upload source produced more or fewer bytes than the declared length (nothing accepted)."""
 

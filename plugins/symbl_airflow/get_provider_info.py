@@ -23,14 +23,14 @@ def get_provider_info() -> dict:
             }
         ],
         "hooks": [{"integration-name": "Symbl.ai", "python-modules": ["symbl_airflow.hooks"]}],
-        "triggers": [{"integration-name": "Symbl.ai", "python-modules": ["symbl_airflow.triggers"]}],
+        "triggers": [{"integration-name": "Symbl.ai", "python-modules": ["symbl_airflow.triggers.job"]}],
         "operators": [
             {
                 "integration-name": "Symbl.ai",
-                "python-modules": ["symbl_airflow.operators", "symbl_airflow.insights"],
+                "python-modules": ["symbl_airflow.operators.append", "symbl_airflow.operators.insights"],
             }
         ],
-        "sensors": [{"integration-name": "Symbl.ai", "python-modules": ["symbl_airflow.sensors"]}],
+        "sensors": [{"integration-name": "Symbl.ai", "python-modules": ["symbl_airflow.sensors.job"]}],
         "connection-types": [
             {
                 "hook-class-name": "symbl_airflow.hooks.SymblHook",

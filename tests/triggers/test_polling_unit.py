@@ -11,7 +11,7 @@ import pytest
 from airflow.sdk.exceptions import TaskDeferred
 from airflow.sdk.module_loading import import_string
 
-from symbl_airflow import hooks, polling, triggers
+from symbl_airflow import hooks, polling
 from symbl_airflow.hooks import SymblJob
 from symbl_airflow.polling import (
     PollPlan,
@@ -24,6 +24,7 @@ from symbl_airflow.polling import (
 )
 from symbl_airflow.sensors import SymblJobSensor, job_hints
 from symbl_airflow.triggers import SymblJobTrigger
+from symbl_airflow.triggers import job as triggers
 
 pytestmark = pytest.mark.unit
 

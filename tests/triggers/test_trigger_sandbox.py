@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from symbl_airflow import triggers
 from symbl_airflow.tokens import TOKEN_CACHE
 from symbl_airflow.triggers import SymblJobTrigger
+from symbl_airflow.triggers import job as triggers
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.sdk.module_loading import import_string
 from airflow.triggers.base import TriggerEvent
 
-from symbl_airflow import hooks, triggers
+from symbl_airflow import hooks, jobs
 from symbl_airflow.errors import (
     SymblAuthError,
     SymblConnectionError,
@@ -23,6 +23,7 @@ from symbl_airflow.errors import (
 )
 from symbl_airflow.hooks import SymblJob
 from symbl_airflow.triggers import SymblJobTrigger, normalize_job_ids
+from symbl_airflow.triggers import job as triggers
 
 pytestmark = pytest.mark.unit
 
@@ -217,7 +218,7 @@ async def test_unknown_job_is_fatal_and_transient_exhaustion_is_not(hook, sleeps
     ],
 )
 def test_error_for_event(event, cls, text):
-    exc = triggers.error_for_event(event, {"j2": "s3://b/2.mp4"})
+    exc = jobs.error_for_event(event, {"j2": "s3://b/2.mp4"})
     assert type(exc) is cls
     assert str(exc).startswith(text or event["message"])
     assert isinstance(exc, AirflowFailException) is (cls is not AirflowException)
@@ -333,8 +334,8 @@ async def test_poll_time_is_not_added_to_the_interval(monkeypatch):
     """A slow poll shortens the following sleep, so the cadence stays one poll_interval."""
     import asyncio
 
-    from symbl_airflow import triggers as triggers_module
     from symbl_airflow.hooks import SymblJob
+    from symbl_airflow.triggers import job as triggers_module
 
     calls = {"n": 0}
 

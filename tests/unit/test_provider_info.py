@@ -71,9 +71,9 @@ def test_every_operator_sensor_trigger_and_hook_module_is_listed():
     from airflow.triggers.base import BaseTrigger
 
     sensors = _modules_defining(BaseSensorOperator)
-    assert _listed("sensors") == sensors == {"symbl_airflow.sensors"}
+    assert _listed("sensors") == sensors == {"symbl_airflow.sensors.job"}
     assert _listed("operators") == _modules_defining(BaseOperator) - sensors
-    assert "symbl_airflow.insights" in _listed("operators")
+    assert "symbl_airflow.operators.insights" in _listed("operators")
     assert _listed("triggers") == _modules_defining(BaseTrigger)
     assert _listed("hooks") <= {m.rsplit(".", 1)[0] if m.count(".") > 1 else m for m in _modules_defining(BaseHook)} | {
         "symbl_airflow.hooks"

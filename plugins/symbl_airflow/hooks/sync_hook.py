@@ -11,13 +11,14 @@ import requests
 from airflow.providers.http.hooks.http import HttpHook
 from urllib3.exceptions import ConnectTimeoutError
 
-from symbl_airflow.errors import SymblBodyLengthError, SymblConnectionError, SymblError
+from symbl_airflow.errors import SymblBodyLengthError, SymblConnectionError, SymblError, SymblJobWaitTimeoutError
 from symbl_airflow.hooks.base import SymblHookMixin
 from symbl_airflow.hooks.config import DEFAULT_BASE_URL, DEFAULT_CONN_ID, USER_AGENT, SymblConnectionConfig
 from symbl_airflow.hooks.config import parse_connection as parse_connection
 from symbl_airflow.hooks.retry import RetryPolicy, may_resend_upload, parse_retry_after
 from symbl_airflow.hooks.upload import DEFAULT_CHUNK_SIZE, BodyLengthMismatch, UploadBody
 from symbl_airflow.hooks.wire import (
+    DEFAULT_CONTENT_TYPES,
     EXPERIENCE_UNAVAILABLE_STATUSES,
     TOKEN_PATH,
     Call,
@@ -28,6 +29,7 @@ from symbl_airflow.hooks.wire import (
     insight_call,
     insight_params,
     job_call,
+    media_path,
     no_response,
     parse_experience_url,
     parse_job,
@@ -212,33 +214,36 @@ class SymblHook(SymblHookMixin, HttpHook):
         )
 
     # ------------------------------------------------------------------ API
-    def submit_video(
+    def submit_media(
         self,
+        endpoint: str,
         open_body: Callable[[], BinaryIO | Iterable[bytes]],
         length: int,
         *,
         conversation_id: str | None = None,
         options: SymblOptions | None = None,
-        content_type: str = "video/mp4",
+        content_type: str | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         on_progress: Callable[[int], None] | None = None,
     ) -> SymblSubmission:
-        """Stream an MP4: POST a new conversation, or PUT (append) to ``conversation_id``.
+        """Stream media to Symbl's ``endpoint`` API (``"video"`` or ``"audio"``): POST a new conversation,
+        or PUT (append) to ``conversation_id``.
 
         ``open_body`` is called once per attempt, so every retry re-reads the source from its start.
         """
+        path = media_path(endpoint)
         if isinstance(length, bool) or not isinstance(length, int) or length < 0:
             raise ValueError(f"length must be a non-negative int, got {length!r}")
         if not isinstance(chunk_size, int) or chunk_size < 1:
             raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
         options = SymblOptions.coerce(options)
         options.validate()
-        call = _submit_call("/v1/process/video", conversation_id)
+        call = _submit_call(path, conversation_id)
         resp = self._send(
             call,
             params=options.to_query_params(),
             body=lambda: UploadBody(open_body, length, chunk_size, on_progress),
-            content_type=content_type,
+            content_type=content_type or DEFAULT_CONTENT_TYPES[endpoint],
         )
         submission = parse_submission(call, resp.status_code, resp.text)
         self.log.info(
@@ -251,17 +256,18 @@ class SymblHook(SymblHookMixin, HttpHook):
         )
         return submission
 
-    def submit_video_url(
-        self, url: str, *, conversation_id: str | None = None, options: SymblOptions | None = None
+    def submit_media_url(
+        self, endpoint: str, url: str, *, conversation_id: str | None = None, options: SymblOptions | None = None
     ) -> SymblSubmission:
-        """Ask Symbl to fetch a (publicly reachable, e.g. presigned) video URL."""
+        """Ask Symbl's ``endpoint`` API (``"video"`` or ``"audio"``) to fetch a reachable (e.g. presigned) URL."""
+        path = media_path(endpoint)
         parsed = urlparse(url) if isinstance(url, str) else None
         if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname:
             # Only the scheme/host are shown: presigned URLs carry credentials in the query.
             raise ValueError("url must be an absolute http(s) URL")
         options = SymblOptions.coerce(options)
         options.validate()
-        call = _submit_call("/v1/process/video/url", conversation_id)
+        call = _submit_call(f"{path}/url", conversation_id)
         resp = self._send(call, json_body={"url": url, **options.to_json_body()})
         submission = parse_submission(call, resp.status_code, resp.text)
         self.log.info(
@@ -275,9 +281,78 @@ class SymblHook(SymblHookMixin, HttpHook):
         )
         return submission
 
+    def submit_video(
+        self,
+        open_body: Callable[[], BinaryIO | Iterable[bytes]],
+        length: int,
+        *,
+        conversation_id: str | None = None,
+        options: SymblOptions | None = None,
+        content_type: str = "video/mp4",
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> SymblSubmission:
+        """Stream an MP4 to the video API (``submit_media("video", ...)``)."""
+        return self.submit_media(
+            "video",
+            open_body,
+            length,
+            conversation_id=conversation_id,
+            options=options,
+            content_type=content_type,
+            chunk_size=chunk_size,
+            on_progress=on_progress,
+        )
+
+    def submit_video_url(
+        self, url: str, *, conversation_id: str | None = None, options: SymblOptions | None = None
+    ) -> SymblSubmission:
+        """Ask Symbl to fetch a (publicly reachable, e.g. presigned) video URL."""
+        return self.submit_media_url("video", url, conversation_id=conversation_id, options=options)
+
     def get_job(self, job_id: str) -> SymblJob:
         call = job_call(job_id)
         return parse_job(call, self._get_json(call))
+
+    def wait_for_jobs(
+        self,
+        job_ids: list[str],
+        *,
+        timeout: float,
+        poll_interval: float = 10.0,
+        stop_on_failure: bool = True,
+        describe_jobs: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> dict[str, str]:
+        """Poll until every job is terminal (or, with ``stop_on_failure``, one failed); ``{job_id: status}``.
+
+        The one synchronous wait of the provider (the deferred one is ``SymblJobTrigger``): the first
+        look is at once, then every ``poll_interval`` (starting at 1 s, doubling, for short jobs).
+        Raises ``SymblJobWaitTimeoutError`` after ``timeout`` seconds with jobs still running.
+        """
+        pending = list(dict.fromkeys(job_ids))
+        statuses: dict[str, str] = {}
+        deadline = clock() + timeout
+        delay = min(1.0, poll_interval)
+        while pending:
+            for job_id in list(pending):
+                job = self.get_job(job_id)
+                statuses[job_id] = job.status
+                if job.is_terminal:
+                    pending.remove(job_id)
+                    if job.is_failed and stop_on_failure:
+                        return statuses
+            left = deadline - clock()
+            if not pending:
+                break
+            if left <= 0:
+                raise SymblJobWaitTimeoutError(
+                    f"{describe_jobs or 'Symbl job(s) ' + ', '.join(pending)} did not finish within {timeout:g}s",
+                    pending=pending,
+                )
+            self._sleep(min(delay, left))
+            delay = min(delay * 2, poll_interval)
+        return statuses
 
     def get_conversation(self, conversation_id: str) -> dict:
         return self.get_insight(conversation_id, "conversation")

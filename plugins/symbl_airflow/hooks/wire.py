@@ -28,6 +28,10 @@ from symbl_airflow.hooks.config import DEFAULT_BASE_URL
 TOKEN_PATH = "/oauth2/token:generate"
 
 JOB_TERMINAL_STATUSES = ("completed", "failed")
+#: Symbl's async API families a file or URL can go to: ``/v1/process/{endpoint}`` (+ ``/url``, ``/{id}``).
+MEDIA_ENDPOINTS = ("video", "audio")
+#: ``Content-Type`` of an upload when the caller names none.
+DEFAULT_CONTENT_TYPES = {"video": "video/mp4", "audio": "audio/wav"}
 JOB_STATUSES = ("scheduled", "in_progress", "completed", "failed")
 
 #: Answers of a Symbl deployment without the Experience API (no summary page to link to).
@@ -271,6 +275,13 @@ def quote_id(value: str, what: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{what} must be a non-empty string, got {value!r}")
     return quote(value, safe="")
+
+
+def media_path(endpoint: str) -> str:
+    """``/v1/process/video`` or ``/v1/process/audio``; a ValueError naming the choices otherwise."""
+    if endpoint not in MEDIA_ENDPOINTS:
+        raise ValueError(f"endpoint must be one of {MEDIA_ENDPOINTS} (Symbl's async APIs), got {endpoint!r}")
+    return f"/v1/process/{endpoint}"
 
 
 def job_call(job_id: str) -> Call:

@@ -10,7 +10,7 @@ Event (exactly one): ``{"status": "success" | "failed" | "timeout" | "error", "m
 "job_ids": [...], "conversation_id": str | None, "statuses": {job_id: status}}`` plus
 ``"failed_job_id"`` when ``status == "failed"`` and ``"fatal": bool`` when ``status == "error"``
 (``True`` when no retry can help: wrong credentials, an unknown job). The message is complete: the
-task raises it as is (:func:`error_for_event`), it is not wrapped again.
+task raises it as is (:func:`symbl_airflow.jobs.error_for_event`), it is not wrapped again.
 """
 
 from __future__ import annotations
@@ -18,21 +18,20 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from symbl_airflow.errors import (
     SymblConnectionError,
     SymblError,
-    SymblJobFailedError,
-    SymblJobIdsError,
     SymblNotFoundError,
     SymblRateLimitError,
     SymblServerError,
 )
+from symbl_airflow.jobs import normalize_job_ids, polling_hints
 from symbl_airflow.polling import PollPlan, clean_hints, rate_estimator
 
 if TYPE_CHECKING:
@@ -44,27 +43,8 @@ TRANSIENT_ERRORS: tuple[type[SymblError], ...] = (SymblRateLimitError, SymblServ
 MAX_CONCURRENT_REQUESTS = 8
 #: Ceiling of the backoff between polls after failed polls (unless poll_interval is longer).
 MAX_BACKOFF_SECONDS = 300.0
-
-
-def normalize_job_ids(job_ids: str | Iterable[str]) -> list[str]:
-    """One job id or several -> a list, order kept, duplicates dropped; ``SymblJobIdsError`` when unusable."""
-    values = [job_ids] if isinstance(job_ids, str) else job_ids
-    try:
-        items = list(values)
-    except TypeError:
-        raise SymblJobIdsError(
-            f"job_ids must be a Symbl job id (str) or a list of job ids, got {type(job_ids).__name__}"
-        ) from None
-    result: list[str] = []
-    for item in items:
-        if not isinstance(item, str) or not item.strip():
-            raise SymblJobIdsError(f"job_ids must contain non-empty strings only, got {str(item)[:100]!r}")
-        item = item.strip()
-        if item not in result:
-            result.append(item)
-    if not result:
-        raise SymblJobIdsError("job_ids is empty: pass at least one Symbl job id")
-    return result
+#: What deferred tasks in flight are rebuilt from: keep it, wherever the class lives.
+TRIGGER_CLASSPATH = "symbl_airflow.triggers.SymblJobTrigger"
 
 
 class SymblJobTrigger(BaseTrigger):
@@ -128,7 +108,31 @@ class SymblJobTrigger(BaseTrigger):
             kwargs["submitted_at"] = dict(self.submitted_at)
         if self.spread_first_poll:
             kwargs["spread_first_poll"] = True
-        return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
+        cls = type(self)
+        classpath = TRIGGER_CLASSPATH if cls is SymblJobTrigger else f"{cls.__module__}.{cls.__qualname__}"
+        return classpath, kwargs
+
+    @classmethod
+    def for_jobs(
+        cls,
+        job_ids: list[str],
+        *,
+        symbl_conn_id: str,
+        poll_interval: float,
+        timeout: float,
+        conversation_id: str | None = None,
+        media_seconds: list | None = None,
+        accepted_at: list | None = None,
+    ) -> SymblJobTrigger:
+        """The one way tasks build this trigger: a deadline ``timeout`` from now, hints from aligned lists."""
+        return cls(
+            job_ids=job_ids,
+            symbl_conn_id=symbl_conn_id,
+            poll_interval=poll_interval,
+            end_time=time.time() + timeout,
+            conversation_id=conversation_id,
+            **polling_hints(job_ids, media_seconds, accepted_at),
+        )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         # The session is closed before the event goes out, so nothing is left open if the
@@ -295,28 +299,3 @@ def _reason(exc: BaseException) -> str:
         outcome = f"HTTP {exc.status}" if exc.status is not None else "no response"
         return f"{exc.method} {exc.endpoint}: {outcome}: {exc.message}" if exc.message else outcome
     return str(exc) or type(exc).__name__
-
-
-def job_failed_error(job_id: str, conversation_id: str | None = None, source: str | None = None) -> SymblJobFailedError:
-    """A failed Symbl job, naming the video it came from when known: a retry cannot change it."""
-    video = f" (video {source})" if source else ""
-    return SymblJobFailedError(
-        f"Symbl job {job_id} failed{video}: Symbl could not process this media, and sending it again "
-        "would fail the same way; check that the file plays and has a speech track",
-        job_id=job_id,
-        conversation_id=conversation_id,
-    )
-
-
-def error_for_event(event: dict[str, Any], sources: dict[str, str] | None = None) -> AirflowException:
-    """The exception a task raises for a non-success event of :class:`SymblJobTrigger`.
-
-    The trigger's message is used as is (never wrapped again). A failed job and a fatal error are
-    ``AirflowFailException`` s; an error that may clear up (Symbl unreachable) stays retryable.
-    """
-    status = event.get("status")
-    if status == "failed":
-        job_id = str(event.get("failed_job_id") or ", ".join(event.get("job_ids") or []))
-        return job_failed_error(job_id, event.get("conversation_id"), (sources or {}).get(job_id))
-    message = str(event.get("message") or f"waiting for Symbl jobs ended with {status!r}")
-    return AirflowFailException(message) if event.get("fatal") else AirflowException(message)

@@ -29,8 +29,9 @@ if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     from airflow.sdk import Context
 
+    from symbl_airflow.appends.ledger import Ledger, Writer
+    from symbl_airflow.appends.stores import LedgerStore
     from symbl_airflow.hooks import SymblHook
-    from symbl_airflow.ledger import Ledger, LedgerStore, Writer
     from symbl_airflow.options import SymblOptions
     from symbl_airflow.sources import S3VideoSource
 
@@ -200,7 +201,8 @@ class SymblAppendVideoOperator(BaseOperator):
         ):
             raise AirflowFailException(f"lease_seconds must be a number >= 10, got {self.lease_seconds!r}")
         if self.ledger_uri:
-            from symbl_airflow.ledger import LedgerError, split_s3_uri
+            from symbl_airflow.appends.ledger import LedgerError
+            from symbl_airflow.appends.stores import split_s3_uri
 
             try:
                 split_s3_uri(self.ledger_uri)
@@ -314,8 +316,8 @@ class SymblAppendVideoOperator(BaseOperator):
         running: set[str] | None = None,
         finished: tuple[str, str, str] | None = None,
     ) -> dict:
-        from symbl_airflow import ledger as L
-        from symbl_airflow import plan as P
+        from symbl_airflow.appends import ledger as L
+        from symbl_airflow.appends import plan as P
         from symbl_airflow.errors import SymblNotFoundError
 
         sources = [P.Source(c["uri"], c["etag"], c["size"]) for c in checked]
@@ -438,7 +440,7 @@ class SymblAppendVideoOperator(BaseOperator):
         return append_lineage(self.hook, task_instance)
 
     def _ledger_store(self, context: Context) -> LedgerStore:
-        from symbl_airflow.ledger import S3LedgerStore, TaskStateLedgerStore
+        from symbl_airflow.appends.stores import S3LedgerStore, TaskStateLedgerStore
 
         if self.ledger_uri:
             return S3LedgerStore(self.s3_hook, self.ledger_uri)
@@ -451,7 +453,7 @@ class SymblAppendVideoOperator(BaseOperator):
         return TaskStateLedgerStore(store)
 
     def _load(self, store: LedgerStore) -> Ledger:
-        from symbl_airflow.ledger import LedgerError
+        from symbl_airflow.appends.ledger import LedgerError
 
         try:
             ledger = store.load()
@@ -467,7 +469,7 @@ class SymblAppendVideoOperator(BaseOperator):
 
     def _send(self, store, ledger, writer, action, by_uri, options, total, lease_seconds) -> Ledger:
         """Send one part (its intent is already in the ledger) and record Symbl's answer."""
-        from symbl_airflow import ledger as L
+        from symbl_airflow.appends import ledger as L
         from symbl_airflow.sources import S3VideoSource, parse_s3_uri
 
         bucket, key = parse_s3_uri(action.source.uri)
@@ -508,7 +510,7 @@ class SymblAppendVideoOperator(BaseOperator):
         return ledger
 
     def _finish(self, store, ledger, writer, plan) -> Ledger:
-        from symbl_airflow import ledger as L
+        from symbl_airflow.appends import ledger as L
 
         for uri in plan.already:
             self.log.info("%s is already in conversation %s; skipping", uri, ledger.conversation_id)
@@ -539,7 +541,7 @@ class SymblAppendVideoOperator(BaseOperator):
         return ledger
 
     def _release_quietly(self, store, writer) -> None:
-        from symbl_airflow import ledger as L
+        from symbl_airflow.appends import ledger as L
 
         try:
             store.update(L.release(writer))
@@ -585,7 +587,7 @@ class SymblAppendVideoOperator(BaseOperator):
     def _wait_between_parts(self, context, action, checked, writer, running) -> str:
         """Wait for the previous part's job: deferred (no slot held) or, if not deferrable, polled here."""
         if self.deferrable:
-            from symbl_airflow.triggers import SymblJobTrigger
+            from symbl_airflow.triggers.job import SymblJobTrigger
 
             self.log.info(
                 "Waiting for Symbl job %s (%s) to complete before sending the next part (strict order)",
@@ -693,7 +695,7 @@ class SymblAppendVideoOperator(BaseOperator):
         """Wait for ``result["job_ids"]``; return ``full`` (the task's whole result) when given."""
         full = full or result
         if self.deferrable:
-            from symbl_airflow.triggers import SymblJobTrigger
+            from symbl_airflow.triggers.job import SymblJobTrigger
 
             self.defer(
                 trigger=SymblJobTrigger(
@@ -732,7 +734,7 @@ class SymblAppendVideoOperator(BaseOperator):
         if not event or "status" not in event:
             raise AirflowException(f"SymblJobTrigger returned an invalid event: {event!r}")
         if event["status"] != "success":
-            from symbl_airflow.triggers import error_for_event
+            from symbl_airflow.jobs import error_for_event
 
             sources = dict(zip((result or {}).get("job_ids", []), (result or {}).get("sources", []), strict=False))
             raise error_for_event(event, sources)  # the trigger's message, once; a failed job is final
@@ -799,7 +801,7 @@ def _is_deferral(exc: BaseException) -> bool:
 
 
 def _unconfirmed_text(ledger, uri: str, store) -> str:
-    from symbl_airflow.plan import unconfirmed_message
+    from symbl_airflow.appends.plan import unconfirmed_message
 
     part = ledger.part(uri)
     if part is None:
@@ -824,7 +826,7 @@ class _LeaseKeeper:
         self._thread.join(timeout=30)
 
     def _run(self) -> None:
-        from symbl_airflow import ledger as L
+        from symbl_airflow.appends import ledger as L
 
         while not self._stop.wait(self.seconds / 3):
             try:

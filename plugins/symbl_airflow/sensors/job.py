@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, conf
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
+from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
 from symbl_airflow.errors import SymblJobIdsError, SymblNotFoundError
+from symbl_airflow.jobs import decode_event, error_for_event, job_failed_error, normalize_job_ids
 from symbl_airflow.links import SymblConversationLink, store_conversation_url
 from symbl_airflow.templating import parse_rendered
-from symbl_airflow.triggers import SymblJobTrigger, error_for_event, job_failed_error, normalize_job_ids
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -207,26 +206,25 @@ class SymblJobSensor(BaseSensorOperator):
         elif self.poke(context):
             self.log.info("All %d Symbl job(s)%s completed", len(job_ids), self._where(conversation_id))
             return job_ids
+        from symbl_airflow.triggers.job import SymblJobTrigger
+
         self.defer(
-            trigger=SymblJobTrigger(
-                job_ids=job_ids,
+            trigger=SymblJobTrigger.for_jobs(
+                job_ids,
                 symbl_conn_id=self.symbl_conn_id,
                 poll_interval=self.poke_interval,
-                end_time=time.time() + self.timeout,
+                timeout=self.timeout,
                 conversation_id=conversation_id,
-                media_seconds=media_seconds or None,
-                submitted_at=accepted_at or None,
-                spread_first_poll=True,
+                media_seconds=[media_seconds.get(j) for j in job_ids],
+                accepted_at=[accepted_at.get(j) for j in job_ids],
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> list[str]:
-        if not isinstance(event, dict) or not event.get("status"):
-            raise AirflowException(f"SymblJobTrigger sent an invalid event: {_preview(event)}")
         own_ids, own_conversation = self._resolve()
-        event = {"job_ids": own_ids, "conversation_id": own_conversation, **{k: v for k, v in event.items() if v}}
+        event = decode_event(event, own_ids, own_conversation)
         status = event["status"]
         if status == "success":
             self.log.info("%s", event.get("message") or "All Symbl jobs completed")

@@ -1,0 +1,317 @@
+"""What to do next for one conversation: a pure function of the ledger and the videos at hand.
+
+``plan_appends`` never does I/O. The append operator loads the ledger, asks for a plan, carries out
+its one ``action`` (check jobs, wait, settle an unconfirmed part, send the next part, or refuse), and
+asks again, so every decision the guarantees rest on is a row of a unit-test table
+(``tests/unit/test_plan.py``) rather than a branch buried in network code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from symbl_airflow.appends.ledger import ACCEPTED, SENDING, Ledger, Writer
+
+LEDGER_CLI = "python -m symbl_airflow.ledger"
+
+
+@dataclass(frozen=True)
+class Source:
+    """A checked video: what was validated is what is sent (the ETag pins the version)."""
+
+    uri: str
+    etag: str
+    size: int
+
+
+# ---------------------------------------------------------------------------------------------- actions
+@dataclass(frozen=True)
+class Refuse:
+    """Stop without sending; nothing a retry could change (raised as a non-retryable failure)."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class WaitForLease:
+    owner: str
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class Settle:
+    """Resolve an unconfirmed part as this run's ``on_unconfirmed`` says (``resend`` or ``skip``)."""
+
+    uri: str
+    resolution: str
+
+
+@dataclass(frozen=True)
+class CheckJobs:
+    """Ask Symbl for the outcome of these ``(uri, job_id)`` before anything else is sent."""
+
+    jobs: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class WaitForJob:
+    """Strict order: the previous part's job must complete before the next part is sent."""
+
+    uri: str
+    job_id: str
+    media_seconds: float | None = None  # when the job can be expected done (polling hints)
+    accepted_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Send:
+    source: Source
+    conversation_id: str | None  # None: POST, creating the conversation
+    index: int  # position among this task's sources (for log lines)
+
+
+@dataclass(frozen=True)
+class Done:
+    pass
+
+
+Action = Refuse | WaitForLease | Settle | CheckJobs | WaitForJob | Send | Done
+
+
+@dataclass
+class Plan:
+    action: Action
+    already: list[str] = field(default_factory=list)  # in the ledger with the same content
+    changed: list[str] = field(default_factory=list)  # in the ledger, but S3 now holds other bytes
+    late: list[str] = field(default_factory=list)  # sorts before a part already appended: never sent
+    out_of_scope: list[str] = field(default_factory=list)  # before the ledger's start_from
+    pending: list[Source] = field(default_factory=list)  # still to send, in order
+
+
+# ---------------------------------------------------------------------------------------------- planning
+def plan_appends(
+    ledger: Ledger,
+    sources: list[Source],
+    *,
+    writer: Writer,
+    now: float,
+    symbl: dict | None = None,
+    conversation_id: str | None = None,
+    on_unconfirmed: str = "fail",
+    strict_order: bool = True,
+    key_order: bool = True,
+    running: Iterable[str] = (),
+    how_to_resolve: str = "",
+) -> Plan:
+    """Decide the next step. ``running``: job ids seen still running since the ledger was read.
+
+    ``key_order``: the ledger is shared, so S3 key order is append order and a new video whose key
+    sorts before an appended one is *late*. Without it (a task-private ledger) the sources' list order
+    is the order.
+    """
+    running = set(running)
+    plan = Plan(action=Done())
+
+    # 1. A ledger from another Symbl account or host: its ids mean nothing here.
+    if symbl and ledger.symbl and _identity(ledger.symbl) != _identity(symbl):
+        plan.action = Refuse(
+            f"conversation ledger {ledger.uri} was written for Symbl at {ledger.symbl.get('host')} "
+            f"(App ID {ledger.symbl.get('app_id')}), but this task's connection points at {symbl.get('host')} "
+            f"(App ID {symbl.get('app_id')}), where its conversation {ledger.conversation_id} and jobs do not "
+            "exist. Use the connection the ledger was written with, or move the ledger aside (rename it) to "
+            "start a new Symbl conversation for these videos."
+        )
+        return plan
+    if conversation_id and ledger.conversation_id and conversation_id != ledger.conversation_id:
+        plan.action = Refuse(
+            f"conversation_id is {conversation_id}, but the ledger {ledger.uri} belongs to conversation "
+            f"{ledger.conversation_id}; pass the same id (or none), or another ledger location"
+        )
+        return plan
+
+    # 2. Sort the sources: already there, changed, late, out of scope, or still to send.
+    order = _order(ledger, sources, key_order)
+    last = max((order(p.uri) for p in ledger.parts), default=None)
+    for source in sources:
+        part = ledger.part(source.uri)
+        if part is not None:
+            if part.etag and source.etag and part.etag != source.etag:
+                plan.changed.append(source.uri)
+            elif part.state != SENDING:
+                plan.already.append(source.uri)
+            continue
+        if not ledger.in_scope(source.uri):
+            plan.out_of_scope.append(source.uri)
+        elif source.uri in ledger.late or (last is not None and order(source.uri) < last):
+            plan.late.append(source.uri)
+        else:
+            plan.pending.append(source)
+    if key_order:
+        plan.pending.sort(key=lambda s: s.uri)
+    positions = {s.uri: i for i, s in enumerate(sources)}
+
+    # 3. A failed job stops the conversation.
+    if ledger.stopped:
+        failed_uri = ledger.stopped.get("part")
+        if plan.pending or failed_uri in positions:
+            plan.action = Refuse(_stopped_message(ledger, plan.pending))
+        return plan
+
+    lease = ledger.lease
+    other_writer = (
+        lease is not None and not lease.held_by(writer) and not lease.inherited_by(writer) and lease.expires_at > now
+    )
+
+    # 4. A part whose answer never arrived blocks everything after it, in every run, until settled.
+    unconfirmed = [p for p in ledger.parts if p.state == SENDING]
+    if unconfirmed:
+        if other_writer:  # probably being sent right now: wait for that writer
+            plan.action = WaitForLease(lease.owner, lease.expires_at)
+            return plan
+        part = unconfirmed[0]
+        if part.sender.get("token") == writer.token:
+            # Our own send in this very execution failed ambiguously: the executor raises before re-planning.
+            plan.action = Refuse(unconfirmed_message(ledger, part, how_to_resolve, cli=key_order))
+            return plan
+        if on_unconfirmed == "resend" and part.uri not in positions:
+            plan.action = Refuse(
+                f"on_unconfirmed='resend' cannot resend {part.uri} from this task: it is not one of its sources, "
+                "and the parts after it would then overtake it. Rerun the task that sends it, or settle it in the "
+                f"ledger: {LEDGER_CLI} resolve {ledger.uri} --part {part.uri} --resend | --sent."
+            )
+        elif on_unconfirmed == "resend":
+            plan.action = Settle(part.uri, "resend")
+        elif on_unconfirmed == "skip":
+            if part.seq == 1 and not (ledger.conversation_id or conversation_id):
+                plan.action = Refuse(
+                    f"on_unconfirmed='skip' for {part.uri}: it was the video that created the conversation and its "
+                    "id never arrived, so this run cannot know which conversation to continue. Look it up in Symbl "
+                    f"and record it: {LEDGER_CLI} resolve {ledger.uri} --part {part.uri} --sent "
+                    "--conversation-id <id> (or pass conversation_id=<id> to the operator)."
+                )
+            else:
+                plan.action = Settle(part.uri, "skip")
+        else:
+            plan.action = Refuse(unconfirmed_message(ledger, part, how_to_resolve, cli=key_order))
+        return plan
+
+    if not plan.pending:
+        return plan  # nothing to send: no lease, no checks
+
+    # 5. One writer at a time.
+    if other_writer:
+        plan.action = WaitForLease(lease.owner, lease.expires_at)
+        return plan
+
+    # 6. No hole: every earlier job must be known not to have failed (strict: to have completed).
+    unknown = tuple((p.uri, p.job_id) for p in ledger.parts if p.state == ACCEPTED and p.job_id not in running)
+    if unknown:
+        plan.action = CheckJobs(unknown)
+        return plan
+    previous = ledger.last
+    if strict_order and previous is not None and previous.state == ACCEPTED and previous.job_id in running:
+        plan.action = WaitForJob(previous.uri, previous.job_id, previous.media_seconds, previous.accepted_at)
+        return plan
+
+    # 7. Send the next part: a POST creates the conversation, every other part is a PUT.
+    source = plan.pending[0]
+    plan.action = Send(source, ledger.conversation_id or conversation_id, positions[source.uri])
+    return plan
+
+
+def new_parts(ledger: Ledger, listing: dict[str, str]) -> dict[str, list[str]]:
+    """Classify a folder listing (``{uri: etag}``) for discovery, without any Symbl call.
+
+    Returns ``{"new", "late", "changed", "unconfirmed", "blocked"}``: ``blocked`` names why nothing can go
+    now (``stopped``/``unconfirmed``), so discovery can still map the conversation and let its task say so.
+    """
+    out: dict[str, list[str]] = {"new": [], "late": [], "changed": [], "unconfirmed": [], "blocked": []}
+    last = ledger.last_key
+    for uri in sorted(listing):
+        part = ledger.part(uri)
+        if part is not None:
+            if part.etag and listing[uri] and part.etag != listing[uri]:
+                out["changed"].append(uri)
+            elif part.state == SENDING:
+                out["unconfirmed"].append(uri)
+        elif not ledger.in_scope(uri):
+            continue
+        elif uri in ledger.late or (last is not None and uri < last):
+            out["late"].append(uri)
+        else:
+            out["new"].append(uri)
+    if ledger.stopped:
+        out["blocked"].append("stopped")
+    if any(p.state == SENDING for p in ledger.parts):
+        out["blocked"].append("unconfirmed")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def _identity(symbl: dict) -> tuple:
+    return (str(symbl.get("host") or "").rstrip("/").lower(), str(symbl.get("app_id") or ""))
+
+
+def _order(ledger: Ledger, sources: list[Source], key_order: bool):
+    if key_order:
+        return lambda uri: uri
+    rank = {p.uri: i for i, p in enumerate(ledger.parts)}
+    rank.update({s.uri: len(ledger.parts) + i for i, s in enumerate(sources) if s.uri not in rank})
+    return lambda uri: rank.get(uri, -1)
+
+
+def unconfirmed_message(ledger: Ledger, part, how_to_resolve: str = "", *, cli: bool = True) -> str:
+    sender = part.sender or {}
+    who = (
+        f"{sender.get('dag_id')}/{sender.get('run_id')}/{sender.get('task_id')} try {sender.get('try_number')} "
+        f"on {sender.get('hostname')}"
+        if sender
+        else "an earlier writer"
+    )
+    conversation = ledger.conversation_id or "(the one it was creating)"
+    how = how_to_resolve or (
+        "start a new run with on_unconfirmed='resend' (the video is missing) or on_unconfirmed='skip' (it is there)"
+    )
+    text = (
+        f"{part.uri} was sent to Symbl by {who} but Symbl's answer never arrived, so it may or may not have been "
+        f"appended to conversation {conversation}. Nothing more is sent to this conversation until that is "
+        f"settled. Check the conversation's messages in Symbl (GET /v1/conversations/<id>/messages); then {how}"
+    )
+    if not cli:
+        return text + "."
+    return (
+        f"{text}; or settle it in the ledger: {LEDGER_CLI} resolve {ledger.uri} --part {part.uri} --resend | --sent "
+        "[--job-id <id>]."
+    )
+
+
+def _stopped_message(ledger: Ledger, pending: list[Source]) -> str:
+    stopped = ledger.stopped or {}
+    waiting = f" ({len(pending)} later part(s) not sent: {', '.join(s.uri for s in pending[:3])}" + (
+        ", ...)" if len(pending) > 3 else ")"
+    )
+    return (
+        f"Symbl job {stopped.get('job_id')} for {stopped.get('part')} failed, so conversation "
+        f"{ledger.conversation_id} is stopped: no later part is appended to it in this or any later run "
+        f"(its transcript would have a hole){waiting if pending else ''}. Either start a new conversation from a "
+        f"given part ({LEDGER_CLI} restart {ledger.uri} --from <s3 uri of the first part to send>), or accept the "
+        f"hole on purpose ({LEDGER_CLI} skip {ledger.uri} --part {stopped.get('part')}); see README "
+        "'When a Symbl job fails'."
+    )
+
+
+__all__ = [
+    "Action",
+    "CheckJobs",
+    "Done",
+    "Plan",
+    "Refuse",
+    "Send",
+    "Settle",
+    "Source",
+    "WaitForJob",
+    "WaitForLease",
+    "new_parts",
+    "plan_appends",
+]
