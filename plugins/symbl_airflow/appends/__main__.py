@@ -1,9 +1,13 @@
-"""``python -m symbl_airflow.appends``: the ledger CLI (also ``python -m symbl_airflow.ledger``)."""
+"""``python -m symbl_airflow.appends``: the ledger CLI (also ``python -m symbl_airflow.ledger``).
+
+Guarded: Airflow's plugin loader imports every file under ``plugins/``, this one included.
+"""
 
 from __future__ import annotations
 
-import sys
+if __name__ == "__main__":
+    import sys
 
-from symbl_airflow.appends.cli import main
+    from symbl_airflow.appends.cli import main
 
-sys.exit(main())
+    sys.exit(main())
