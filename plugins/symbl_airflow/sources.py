@@ -1,68 +1,41 @@
-"""S3 video sources: checked before anything is sent, then streamed (or presigned) to Symbl.
+"""S3 sources: checked before anything is sent, then streamed (or presigned) to Symbl.
 
 Every check here runs for every source of a task before the first byte reaches Symbl, so one bad
-input fails the task with nothing appended.
+input fails the task with nothing appended. What the bytes are is the media registry's business
+(:mod:`symbl_airflow.media`): this module HEADs the object, hands its first bytes to the registry and
+the member's ranged reads to S3 (:class:`S3RangeReader`), and opens or presigns the checked version.
 """
 
 from __future__ import annotations
 
 import logging
-import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, BinaryIO
+
+from symbl_airflow.media import SNIFF_BYTES, Inspection, MediaSourceError, detect, load_members
+from symbl_airflow.media.mp4 import (  # noqa: F401 - the MP4 walk's names, importable here since 0.1
+    BOX_HEADER_BYTES,
+    EARLIEST_CREATION_TIME,
+    MAX_TOP_LEVEL_BOXES,
+    MOOV_WINDOW_BYTES,
+    MP4_EPOCH,
+    TOP_LEVEL_BOXES,
+    TRACK_KINDS,
+    MediaInfo,
+    is_mp4_header,
+    probe_mp4,
+)
+from symbl_airflow.s3 import split_s3_uri
 
 if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
 log = logging.getLogger(__name__)
 
-#: Bytes fetched to recognise an MP4 (the first box header is 8 bytes; ``ftyp`` must be its type).
-SNIFF_BYTES = 64
-#: Bytes fetched per top-level box header (8, or 16 with a 64-bit size).
-BOX_HEADER_BYTES = 16
-#: Read-ahead inside ``moov``: its small boxes (mvhd, tkhd, mdhd, hdlr) sit close together.
-MOOV_WINDOW_BYTES = 4096
-#: Top-level boxes walked at most (a fragmented MP4 has one moof/mdat pair per fragment; the facts
-#: needed are in the first few).
-MAX_TOP_LEVEL_BOXES = 64
-#: Box types that may appear at the top level of an ISO-BMFF/MP4 file (ISO/IEC 14496-12 and common extensions).
-TOP_LEVEL_BOXES = frozenset(
-    {"ftyp", "styp", "moov", "mdat", "free", "skip", "wide", "udta", "uuid", "meta", "moof", "mfra", "pdin",
-     "sidx", "ssix", "emsg", "prft", "meco", "pnot", "junk", "beam", "Xtra"}
-)  # fmt: skip
-#: ``mvhd`` times count seconds from 1904-01-01 UTC (ISO/IEC 14496-12).
-MP4_EPOCH = datetime(1904, 1, 1, tzinfo=UTC)
-#: A creation time before this is a recorder that never set its clock (0 = unset is the common case).
-EARLIEST_CREATION_TIME = datetime(1971, 1, 1, tzinfo=UTC)
-#: ``hdlr`` handler types -> track kinds.
-TRACK_KINDS = {"vide": "video", "soun": "audio", "sbtl": "text", "text": "text", "subt": "text", "clcp": "text"}
-
-
-class VideoSourceError(ValueError):
-    """A source that cannot be sent; the message names the source and the fix."""
-
-
-@dataclass(frozen=True)
-class MediaInfo:
-    """What the MP4's ``moov`` box says, read without downloading the media."""
-
-    #: ``mvhd`` duration in seconds; None when the file does not state one.
-    duration_seconds: float | None
-    #: One kind per track, in file order: ``video``, ``audio``, ``text`` or the raw handler type.
-    tracks: tuple[str, ...]
-    #: ``mvhd`` creation time (UTC) when the recorder set one; None for 0, implausible or absent values.
-    creation_time: datetime | None = None
-
-    @property
-    def has_video(self) -> bool:
-        return "video" in self.tracks
-
-    @property
-    def has_audio(self) -> bool:
-        return "audio" in self.tracks
+#: A source that cannot be sent (the media registry's error; the 0.1 name).
+VideoSourceError = MediaSourceError
 
 
 @dataclass(frozen=True)
@@ -74,37 +47,31 @@ class S3VideoSource:
     key: str
     size: int
     etag: str
-    #: Duration and tracks from the MP4 header (None for sources built from stored state).
+    #: Duration and tracks from the MP4 header (None for sources built from stored state or not MP4).
     media: MediaInfo | None = None
+    #: What the media registry's member found (None for sources built from stored state).
+    inspection: Inspection | None = None
 
     @property
     def duration_seconds(self) -> float | None:
+        if self.inspection is not None:
+            return self.inspection.media_seconds
         return self.media.duration_seconds if self.media else None
 
     def to_dict(self) -> dict:
         return {"uri": self.uri, "size": self.size, "etag": self.etag}
 
 
+#: The same record under a media-neutral name.
+S3MediaSource = S3VideoSource
+
+
 def parse_s3_uri(uri: object) -> tuple[str, str]:
-    if not isinstance(uri, str) or not uri.strip():
-        raise VideoSourceError(
-            f"source {uri!r} is not an S3 URI; pass a string like 's3://bucket/path/video.mp4' (or a list of them)"
-        )
-    uri = uri.strip()
-    if not uri.startswith("s3://"):
-        raise VideoSourceError(f"source {uri!r} must start with 's3://', e.g. 's3://bucket/path/video.mp4'")
-    bucket, _, key = uri[5:].partition("/")
-    if not bucket or not key or key.endswith("/"):
-        raise VideoSourceError(
-            f"source {uri!r} must name a bucket and an object key, e.g. 's3://bucket/path/video.mp4' "
-            "(a prefix or a bare bucket is not a video)"
-        )
-    return bucket, key
-
-
-def is_mp4_header(head: bytes) -> bool:
-    """True when the first ISO-BMFF box is ``ftyp``: the check Symbl applies to video uploads."""
-    return len(head) >= 8 and head[4:8] == b"ftyp"
+    """``(bucket, key)`` of a source URI; ``VideoSourceError`` naming it and the expected shape."""
+    try:
+        return split_s3_uri(uri, what="source", example="s3://bucket/path/video.mp4")
+    except ValueError as exc:
+        raise VideoSourceError(str(exc)) from None
 
 
 def _client_error_code(exc: Exception) -> str:
@@ -150,24 +117,21 @@ def inspect_source(s3_hook: S3Hook, uri: str) -> S3VideoSource:
         sniff = first["Body"].read()
     except ClientError as exc:
         raise VideoSourceError(f"source {uri!r}: cannot read its first bytes ({_client_error_code(exc)})") from exc
-    if not is_mp4_header(sniff):
+    load_members()
+    member = detect(sniff, key)
+    if member is None:
         raise VideoSourceError(
             f"source {uri!r} is not an MP4 file (no 'ftyp' box at the start); Symbl's video API accepts "
             "MP4 only: convert it, e.g. 'ffmpeg -i input -c:v libx264 -c:a aac output.mp4'"
         )
-    reader = _RangeReader(client, bucket, key, etag, size, uri)
+    reader = S3RangeReader(client, bucket, key, etag, size, uri)
     reader.seed(0, sniff)
-    media = probe_mp4(reader, uri)
-    if not media.has_video:
-        kinds = ", ".join(media.tracks) or "none"
-        raise VideoSourceError(
-            f"source {uri!r} has no video track (tracks: {kinds}); Symbl's video API needs one. Send "
-            "audio-only recordings to Symbl's audio API (POST /v1/process/audio), or add a video track"
-        )
-    return S3VideoSource(uri=uri, bucket=bucket, key=key, size=size, etag=etag, media=media)
+    inspection = member.inspect(reader, uri)
+    media = MediaInfo(inspection.media_seconds, inspection.tracks, inspection.creation_time)
+    return S3VideoSource(uri=uri, bucket=bucket, key=key, size=size, etag=etag, media=media, inspection=inspection)
 
 
-class _RangeReader:
+class S3RangeReader:
     """Ranged GETs of one object version, keeping the last window so adjacent small reads cost one request."""
 
     def __init__(self, client, bucket: str, key: str, etag: str, size: int, uri: str):
@@ -201,126 +165,8 @@ class _RangeReader:
         return data[:length]
 
 
-def _box_header(reader: _RangeReader, offset: int, end: int, ahead: int = 0) -> tuple[str, int, int] | None:
-    """``(type, header size, box size)`` of the box at ``offset``; None when no valid header is there."""
-    head = reader.read(offset, BOX_HEADER_BYTES, ahead)
-    if len(head) < 8:
-        return None
-    size, raw_type = struct.unpack(">I4s", head[:8])
-    box_type = raw_type.decode("latin-1")
-    header = 8
-    if size == 1:
-        if len(head) < 16:
-            return None
-        size, header = struct.unpack(">Q", head[8:16])[0], 16
-    elif size == 0:  # the box runs to the end of its parent
-        size = end - offset
-    if size < header:
-        return None
-    return box_type, header, size
-
-
-def _children(reader: _RangeReader, start: int, end: int):
-    """Child boxes ``(type, body offset, box end)`` of a container box whose body is ``start``..``end``."""
-    offset = start
-    while offset + 8 <= end:
-        parsed = _box_header(reader, offset, end, ahead=MOOV_WINDOW_BYTES)
-        if parsed is None:
-            return
-        box_type, header, size = parsed
-        yield box_type, offset + header, min(offset + size, end)
-        offset += size
-
-
-def _mvhd(reader: _RangeReader, body: int) -> tuple[float | None, datetime | None]:
-    """``(duration seconds, creation time)`` of an ``mvhd`` box; each None when the file does not state it."""
-    data = reader.read(body, 32, ahead=MOOV_WINDOW_BYTES)
-    if len(data) < 20:
-        return None, None
-    if data[0] == 1:
-        if len(data) < 32:
-            return None, None
-        created = struct.unpack(">Q", data[4:12])[0]
-        timescale, duration = struct.unpack(">IQ", data[20:32])
-        unknown = duration == 0xFFFFFFFFFFFFFFFF
-    else:
-        created = struct.unpack(">I", data[4:8])[0]
-        timescale, duration = struct.unpack(">II", data[12:20])
-        unknown = duration == 0xFFFFFFFF
-    return (None if not timescale or unknown else duration / timescale), _mp4_time(created)
-
-
-def _mp4_time(seconds: int) -> datetime | None:
-    """An ``mvhd`` timestamp as UTC; None when unset or implausible (before 1971 or more than a day ahead)."""
-    try:
-        when = MP4_EPOCH + timedelta(seconds=seconds)
-    except OverflowError:
-        return None
-    if when < EARLIEST_CREATION_TIME or when > datetime.now(UTC) + timedelta(days=1):
-        return None
-    return when
-
-
-def _track_kind(reader: _RangeReader, trak_body: int, trak_end: int) -> str | None:
-    for box_type, body, end in _children(reader, trak_body, trak_end):
-        if box_type != "mdia":
-            continue
-        for child, child_body, _ in _children(reader, body, end):
-            if child == "hdlr":
-                handler = reader.read(child_body + 8, 4, ahead=MOOV_WINDOW_BYTES).decode("latin-1")
-                return TRACK_KINDS.get(handler, handler.strip() or None)
-    return None
-
-
-def probe_mp4(reader: _RangeReader, uri: str) -> MediaInfo:
-    """Walk the top-level boxes by their headers (a few bytes each) and read duration, creation time and
-    tracks from ``moov``.
-
-    Raises VideoSourceError when the file ends inside a box or has no ``moov`` box: both mean a
-    truncated upload or a recording that was never finalized, which Symbl would accept and then fail.
-    """
-    size = reader.size
-    offset = 0
-    seen: list[str] = []
-    media: MediaInfo | None = None
-    truncated = (
-        f"source {uri!r} is truncated or not a finished MP4 ({{reason}}); re-upload the complete file. A recorder "
-        "that stopped before finishing writes no 'moov' box: remux what is there, e.g. "
-        "'ffmpeg -i input.mp4 -c copy -movflags +faststart output.mp4', if the file can still be read"
-    )
-    while offset < size and len(seen) < MAX_TOP_LEVEL_BOXES:
-        parsed = _box_header(reader, offset, size)
-        known = parsed is not None and parsed[0] in TOP_LEVEL_BOXES
-        if not known:
-            if media is not None and "mdat" in seen:
-                log.debug("%s: %d trailing bytes after the last MP4 box ignored", uri, size - offset)
-                break
-            raise VideoSourceError(truncated.format(reason=f"no valid MP4 box at byte {offset}"))
-        box_type, header, box_size = parsed
-        if offset + box_size > size:
-            raise VideoSourceError(
-                truncated.format(
-                    reason=f"its '{box_type}' box at byte {offset} needs {box_size} bytes, the object ends after "
-                    f"{size - offset}"
-                )
-            )
-        seen.append(box_type)
-        if box_type == "moov" and media is None:
-            duration = created = None
-            tracks: list[str] = []
-            for child, body, end in _children(reader, offset + header, offset + box_size):
-                if child == "mvhd":
-                    duration, created = _mvhd(reader, body)
-                elif child == "trak":
-                    kind = _track_kind(reader, body, end)
-                    if kind:
-                        tracks.append(kind)
-            media = MediaInfo(duration_seconds=duration, tracks=tuple(tracks), creation_time=created)
-        offset += box_size
-    if media is None:
-        found = ", ".join(dict.fromkeys(seen)) or "none"
-        raise VideoSourceError(truncated.format(reason=f"no 'moov' box; top-level boxes: {found}"))
-    return media
+#: The 0.1 name.
+_RangeReader = S3RangeReader
 
 
 def body_opener(s3_hook: S3Hook, source: S3VideoSource) -> Callable[[], BinaryIO]:

@@ -137,8 +137,15 @@ def test_the_same_class_under_every_path():
     assert SymblJobTrigger(job_ids="j").serialize()[0] == "symbl_airflow.triggers.SymblJobTrigger"
 
 
-@pytest.mark.parametrize("entry", ["symbl_airflow.ledger", "symbl_airflow.appends"])
-def test_the_ledger_cli_runs_as_a_module_and_loads_the_ledger_once(entry):
+def test_no_main_module_under_plugins():
+    """Airflow's plugin loader imports every file under plugins/ by its stem: a ``__main__.py`` would
+    replace the scheduler's own ``__main__`` in ``sys.modules`` and run (so the CLI's entry is the
+    ``if __name__ == "__main__"`` block of ``symbl_airflow/ledger.py``)."""
+    assert not list(PLUGIN.rglob("__main__.py"))
+
+
+def test_the_ledger_cli_runs_as_a_module_and_loads_the_ledger_once():
+    entry = "symbl_airflow.ledger"
     probe = (
         "import runpy, sys; sys.argv = ['x', '--help']\n"
         "try:\n"

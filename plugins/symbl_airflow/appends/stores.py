@@ -59,10 +59,15 @@ class LedgerStore:
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
-    if not isinstance(uri, str) or not uri.startswith("s3://") or "/" not in uri[5:] or uri.endswith("/"):
-        raise LedgerError(f"ledger_uri {uri!r} must look like 's3://bucket/conversation-prefix/{LEDGER_FILE_NAME}'")
-    bucket, _, key = uri[5:].partition("/")
-    return bucket, key
+    """``(bucket, key)`` of a ``ledger_uri``; ``LedgerError`` saying what one looks like."""
+    from symbl_airflow.s3 import split_s3_uri as split
+
+    try:
+        return split(uri, what="ledger_uri")
+    except ValueError:
+        raise LedgerError(
+            f"ledger_uri {uri!r} must look like 's3://bucket/conversation-prefix/{LEDGER_FILE_NAME}'"
+        ) from None
 
 
 class S3LedgerStore(LedgerStore):

@@ -1,0 +1,23 @@
+"""S3 URIs, parsed in one place (sources, ledgers and lineage all name objects as ``s3://bucket/key``)."""
+
+from __future__ import annotations
+
+
+def split_s3_uri(uri: object, *, what: str = "S3 URI", example: str = "s3://bucket/path/object") -> tuple[str, str]:
+    """``(bucket, key)`` of ``s3://bucket/key``; a ``ValueError`` naming ``what`` and an ``example`` otherwise.
+
+    Unlike ``S3Hook.parse_s3_url`` this needs no AWS provider import (DAG parsing, the triggerer) and
+    refuses a bare bucket or a prefix (``.../``): every caller here names one object.
+    """
+    if not isinstance(uri, str) or not uri.strip():
+        raise ValueError(f"{what} {uri!r} is not an S3 URI; pass a string like {example!r}")
+    uri = uri.strip()
+    if not uri.startswith("s3://"):
+        raise ValueError(f"{what} {uri!r} must start with 's3://', e.g. {example!r}")
+    bucket, _, key = uri[5:].partition("/")
+    if not bucket or not key or key.endswith("/"):
+        raise ValueError(
+            f"{what} {uri!r} must name a bucket and an object key, e.g. {example!r} (a prefix or a bare bucket "
+            "is not an object)"
+        )
+    return bucket, key
