@@ -22,7 +22,7 @@ The ledger, not this DAG, guarantees each part reaches Symbl once, in order, wit
 failed job and one writer at a time, across runs, tasks and deployments. A stopped or blocked
 conversation fails its append task with a message that says what to do (`python -m
 symbl_airflow.ledger show <ledger uri>` prints its state). Params: `on_unconfirmed` settles a part
-whose send was never confirmed (`resend` if Symbl lacks it, `skip` if it has it).
+whose send was never confirmed (`resend` if Symbl lacks it, `mark_sent` if it has it).
 
 Discovery costs what changed, not what exists: one listing plus a small index
 (`<input_prefix>_symbl_index.json`) so only folders whose objects or ledger changed have their ledger

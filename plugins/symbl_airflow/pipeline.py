@@ -85,9 +85,9 @@ def pipeline_params(settings: PipelineSettings) -> dict:
         "upload_mode": Param("stream", enum=["stream", "url"]),
         "on_unconfirmed": Param(
             "fail",
-            enum=["fail", "resend", "skip"],
+            enum=["fail", "resend", "mark_sent", "skip"],
             description="a part sent without Symbl's answer: fail (default), or after checking Symbl, "
-            "resend it (missing there) or skip it (present there)",
+            "resend it (missing there) or mark_sent (present there; skip: its deprecated spelling)",
         ),
         "max_conversations": Param(
             settings.max_conversations,

@@ -92,7 +92,7 @@ def test_case1_lost_answer_blocks_every_run_until_settled(clean_sandbox, s3, buc
     part2 = next(p for p in folder.ledger()["parts"] if p["uri"] == folder.uri(2))
     assert part2["state"] == "sending" and part2["sender"]["run_id"] == dr.run_id
     out = capfd.readouterr().out
-    assert "answer never arrived" in out and '{"on_unconfirmed": "skip"}' in out
+    assert "answer never arrived" in out and '{"on_unconfirmed": "mark_sent"}' in out
 
     dr = pipeline()  # the next run, default conf: blocked, sends nothing
     assert dr.state == "failed", _states(dr)
@@ -143,7 +143,7 @@ def test_case2_and_3_failed_job_leaves_no_hole_in_this_or_later_runs(clean_sandb
     assert dr.state == "failed", _states(dr)
     assert folder.accepted(clean_sandbox) == [1, 2]
     out = capfd.readouterr().out
-    assert "is stopped" in out and failed_job in out and "symbl_airflow.ledger skip" in out
+    assert "is stopped" in out and failed_job in out and "symbl_airflow.ledger leave-out" in out
 
     # The way forward, chosen by a person: accept the hole on purpose; then 3 and 4 follow.
     from symbl_airflow.ledger_cli import main as ledger_cli

@@ -290,7 +290,7 @@ def test_plan_table(row):
 def test_refusals_name_the_file_and_the_way_forward():
     stopped = ledger(part(1, C), part(2, F), stopped={"part": URI(2), "job_id": "job2"})
     message = P.plan_appends(stopped, [src(3)], writer=ME, now=NOW, symbl=SYMBL).action.message
-    assert "job2" in message and URI(2) in message and "restart" in message and "skip" in message
+    assert "job2" in message and URI(2) in message and "restart" in message and "leave-out" in message
     assert stopped.uri in message
 
     unconfirmed = ledger(part(1, C), part(2, S, job=None))

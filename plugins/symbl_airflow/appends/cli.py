@@ -5,8 +5,10 @@ ledger, with the same conditional writes the operator uses, so every later run f
 
 - ``show URI``: the conversation, its parts and their states, the lease, why it is stopped;
 - ``resolve URI --part P --resend``: an unconfirmed part is missing in Symbl: send it again;
-- ``resolve URI --part P --sent [--job-id J] [--conversation-id C]``: it is in Symbl: go on after it;
-- ``skip URI --part P``: a failed part stays out on purpose (a hole you accept); later parts may follow;
+- ``resolve URI --part P --mark-sent [--job-id J] [--conversation-id C]``: it is in Symbl: go on after it
+  (``--sent``: the older spelling);
+- ``leave-out URI --part P``: a failed part stays out on purpose (a hole you accept); later parts may
+  follow (``skip``: the deprecated name of this command);
 - ``restart URI --from P``: start a new Symbl conversation from part P on; the old ledger is copied
   next to it as ``_symbl.<conversation id>.json``.
 
@@ -22,6 +24,7 @@ import sys
 import time
 
 from symbl_airflow.appends import ledger as L
+from symbl_airflow.appends import messages
 from symbl_airflow.appends.stores import S3LedgerStore
 
 
@@ -41,10 +44,7 @@ def _open_for_edit(args) -> tuple[S3LedgerStore, L.Ledger]:
     ledger = store.load()
     lease = ledger.lease
     if lease and lease.expires_at > time.time() and not args.force:
-        raise SystemExit(
-            f"{ledger.uri} is held by {lease.owner} until {L._iso(lease.expires_at)}: a writer may be sending right "
-            "now. Wait until it is done (or add --force if you know it is dead)."
-        )
+        raise SystemExit(messages.lease_held_for_edit(ledger.uri, lease))
     return store, ledger
 
 
@@ -76,7 +76,7 @@ def show(args) -> int:
 
 def resolve(args) -> int:
     store, ledger = _open_for_edit(args)
-    action = "resend" if args.resend else "sent"
+    action = "resend" if args.resend else "mark_sent"
     store.update(
         L.resolve_unconfirmed(_writer(), args.part, action, job_id=args.job_id, conversation_id=args.conversation_id),
         ledger=ledger,
@@ -85,10 +85,12 @@ def resolve(args) -> int:
     return 0
 
 
-def skip(args) -> int:
+def leave_out(args) -> int:
+    if args.command == "skip":
+        print("note: 'skip' is deprecated; the command is now called 'leave-out'", file=sys.stderr)
     store, ledger = _open_for_edit(args)
     store.update(L.skip_failed(_writer(), args.part), ledger=ledger)
-    print(f"{args.part}: skipped on purpose; later parts will be appended after it")
+    print(f"{args.part}: left out on purpose; later parts will be appended after it")
     return 0
 
 
@@ -142,10 +144,13 @@ def main(argv: list[str] | None = None) -> int:
     p = edit("resolve", "settle a part whose send was never confirmed", resolve)
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--resend", action="store_true", help="it is missing in Symbl: send it again")
-    how.add_argument("--sent", action="store_true", help="it is in Symbl: go on after it")
+    how.add_argument(
+        "--mark-sent", "--sent", dest="mark_sent", action="store_true", help="it is in Symbl: go on after it"
+    )
     p.add_argument("--job-id")
     p.add_argument("--conversation-id")
-    edit("skip", "leave a failed part out on purpose", skip)
+    edit("leave-out", "leave a failed part out on purpose (accept the hole)", leave_out)
+    edit("skip", "deprecated name of leave-out", leave_out)
     p = sub.add_parser("restart", help="start a new conversation from a given part")
     p.add_argument("ledger")
     p.add_argument("--from", dest="from_part", required=True, help="the first part of the new conversation")

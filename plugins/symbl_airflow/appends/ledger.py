@@ -33,12 +33,16 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from symbl_airflow.appends import messages
+
 LEDGER_FILE_NAME = "_symbl.json"
 LEDGER_VERSION = 2
 #: Part states. ``sending`` blocks the conversation until its outcome is known.
 SENDING, ACCEPTED, COMPLETED, FAILED, SKIPPED = "sending", "accepted", "completed", "failed", "skipped"
 PART_STATES = (SENDING, ACCEPTED, COMPLETED, FAILED, SKIPPED)
 DEFAULT_LEASE_SECONDS = 300.0
+#: Resolutions meaning "the part IS in Symbl" (``sent`` and ``skip``: earlier spellings).
+MARK_SENT = ("mark_sent", "sent", "skip")
 
 
 class LedgerError(ValueError):
@@ -453,7 +457,7 @@ def job_finished(uri: str, job_id: str, status: str, now=time.time) -> Callable[
 def resolve_unconfirmed(
     writer: Writer, uri: str, action: str, *, job_id: str | None = None, conversation_id: str | None = None
 ) -> Callable[[Ledger], None]:
-    """``resend``: drop the intent so the part is sent again; ``sent``/``skip``: Symbl has it."""
+    """``resend``: drop the intent so the part is sent again; ``mark_sent`` (or ``sent``/``skip``): Symbl has it."""
 
     def apply(ledger: Ledger) -> None:
         part = ledger.part(uri)
@@ -464,13 +468,9 @@ def resolve_unconfirmed(
             ledger.parts.remove(part)
             for seq, p in enumerate(ledger.parts, start=1):
                 p.seq = seq
-        elif action in ("skip", "sent"):
+        elif action in MARK_SENT:
             if part.seq == 1 and not (ledger.conversation_id or conversation_id):
-                raise LedgerError(
-                    f"{uri} created the conversation and its id never arrived; give the conversation id Symbl "
-                    f"shows for it: python -m symbl_airflow.ledger resolve {ledger.uri} --part {uri} --sent "
-                    "--conversation-id <id>"
-                )
+                raise LedgerError(messages.conversation_id_unknown(ledger.uri, uri))
             ledger.conversation_id = ledger.conversation_id or conversation_id
             part.state = ACCEPTED if job_id else COMPLETED
             part.job_id = job_id

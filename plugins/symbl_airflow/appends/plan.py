@@ -11,9 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from symbl_airflow.appends import messages
 from symbl_airflow.appends.ledger import ACCEPTED, SENDING, Ledger, Writer
+from symbl_airflow.appends.messages import LEDGER_CLI  # noqa: F401 - importable here since 0.2
 
-LEDGER_CLI = "python -m symbl_airflow.ledger"
+#: The ways a run may settle a part whose answer never arrived (``skip``: the 0.2 spelling of ``mark_sent``).
+ON_UNCONFIRMED = ("fail", "resend", "mark_sent", "skip")
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,7 @@ class WaitForLease:
 
 @dataclass(frozen=True)
 class Settle:
-    """Resolve an unconfirmed part as this run's ``on_unconfirmed`` says (``resend`` or ``skip``)."""
+    """Resolve an unconfirmed part as this run's ``on_unconfirmed`` says (``resend`` or ``mark_sent``)."""
 
     uri: str
     resolution: str
@@ -115,19 +118,10 @@ def plan_appends(
 
     # 1. A ledger from another Symbl account or host: its ids mean nothing here.
     if symbl and ledger.symbl and _identity(ledger.symbl) != _identity(symbl):
-        plan.action = Refuse(
-            f"conversation ledger {ledger.uri} was written for Symbl at {ledger.symbl.get('host')} "
-            f"(App ID {ledger.symbl.get('app_id')}), but this task's connection points at {symbl.get('host')} "
-            f"(App ID {symbl.get('app_id')}), where its conversation {ledger.conversation_id} and jobs do not "
-            "exist. Use the connection the ledger was written with, or move the ledger aside (rename it) to "
-            "start a new Symbl conversation for these videos."
-        )
+        plan.action = Refuse(messages.foreign_ledger(ledger, symbl))
         return plan
     if conversation_id and ledger.conversation_id and conversation_id != ledger.conversation_id:
-        plan.action = Refuse(
-            f"conversation_id is {conversation_id}, but the ledger {ledger.uri} belongs to conversation "
-            f"{ledger.conversation_id}; pass the same id (or none), or another ledger location"
-        )
+        plan.action = Refuse(messages.other_conversation(ledger, conversation_id))
         return plan
 
     # 2. Sort the sources: already there, changed, late, out of scope, or still to send.
@@ -155,7 +149,7 @@ def plan_appends(
     if ledger.stopped:
         failed_uri = ledger.stopped.get("part")
         if plan.pending or failed_uri in positions:
-            plan.action = Refuse(_stopped_message(ledger, plan.pending))
+            plan.action = Refuse(messages.stopped(ledger, [s.uri for s in plan.pending]))
         return plan
 
     lease = ledger.lease
@@ -175,23 +169,14 @@ def plan_appends(
             plan.action = Refuse(unconfirmed_message(ledger, part, how_to_resolve, cli=key_order))
             return plan
         if on_unconfirmed == "resend" and part.uri not in positions:
-            plan.action = Refuse(
-                f"on_unconfirmed='resend' cannot resend {part.uri} from this task: it is not one of its sources, "
-                "and the parts after it would then overtake it. Rerun the task that sends it, or settle it in the "
-                f"ledger: {LEDGER_CLI} resolve {ledger.uri} --part {part.uri} --resend | --sent."
-            )
+            plan.action = Refuse(messages.resend_not_a_source(ledger, part))
         elif on_unconfirmed == "resend":
             plan.action = Settle(part.uri, "resend")
-        elif on_unconfirmed == "skip":
+        elif on_unconfirmed in ("mark_sent", "skip"):
             if part.seq == 1 and not (ledger.conversation_id or conversation_id):
-                plan.action = Refuse(
-                    f"on_unconfirmed='skip' for {part.uri}: it was the video that created the conversation and its "
-                    "id never arrived, so this run cannot know which conversation to continue. Look it up in Symbl "
-                    f"and record it: {LEDGER_CLI} resolve {ledger.uri} --part {part.uri} --sent "
-                    "--conversation-id <id> (or pass conversation_id=<id> to the operator)."
-                )
+                plan.action = Refuse(messages.mark_sent_needs_conversation(ledger, part, on_unconfirmed))
             else:
-                plan.action = Settle(part.uri, "skip")
+                plan.action = Settle(part.uri, on_unconfirmed)
         else:
             plan.action = Refuse(unconfirmed_message(ledger, part, how_to_resolve, cli=key_order))
         return plan
@@ -262,43 +247,7 @@ def _order(ledger: Ledger, sources: list[Source], key_order: bool):
 
 
 def unconfirmed_message(ledger: Ledger, part, how_to_resolve: str = "", *, cli: bool = True) -> str:
-    sender = part.sender or {}
-    who = (
-        f"{sender.get('dag_id')}/{sender.get('run_id')}/{sender.get('task_id')} try {sender.get('try_number')} "
-        f"on {sender.get('hostname')}"
-        if sender
-        else "an earlier writer"
-    )
-    conversation = ledger.conversation_id or "(the one it was creating)"
-    how = how_to_resolve or (
-        "start a new run with on_unconfirmed='resend' (the video is missing) or on_unconfirmed='skip' (it is there)"
-    )
-    text = (
-        f"{part.uri} was sent to Symbl by {who} but Symbl's answer never arrived, so it may or may not have been "
-        f"appended to conversation {conversation}. Nothing more is sent to this conversation until that is "
-        f"settled. Check the conversation's messages in Symbl (GET /v1/conversations/<id>/messages); then {how}"
-    )
-    if not cli:
-        return text + "."
-    return (
-        f"{text}; or settle it in the ledger: {LEDGER_CLI} resolve {ledger.uri} --part {part.uri} --resend | --sent "
-        "[--job-id <id>]."
-    )
-
-
-def _stopped_message(ledger: Ledger, pending: list[Source]) -> str:
-    stopped = ledger.stopped or {}
-    waiting = f" ({len(pending)} later part(s) not sent: {', '.join(s.uri for s in pending[:3])}" + (
-        ", ...)" if len(pending) > 3 else ")"
-    )
-    return (
-        f"Symbl job {stopped.get('job_id')} for {stopped.get('part')} failed, so conversation "
-        f"{ledger.conversation_id} is stopped: no later part is appended to it in this or any later run "
-        f"(its transcript would have a hole){waiting if pending else ''}. Either start a new conversation from a "
-        f"given part ({LEDGER_CLI} restart {ledger.uri} --from <s3 uri of the first part to send>), or accept the "
-        f"hole on purpose ({LEDGER_CLI} skip {ledger.uri} --part {stopped.get('part')}); see README "
-        "'When a Symbl job fails'."
-    )
+    return messages.unconfirmed(ledger, part, how_to_resolve, cli=cli)
 
 
 __all__ = [
