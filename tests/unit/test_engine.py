@@ -107,7 +107,7 @@ class FakeS3:
     def get_conn(self):
         return self
 
-    def get_object(self, Bucket, Key, IfMatch=None, **_):  # noqa: N803 - boto3's spelling
+    def get_object(self, Bucket, Key, IfMatch=None, **_):
         return {"Body": io.BytesIO(self.objects[f"s3://{Bucket}/{Key}"])}
 
 
