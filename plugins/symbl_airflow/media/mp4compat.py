@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from symbl_airflow.media.reader import RangeReader
 from symbl_airflow.media.mp4 import MOOV_WINDOW_BYTES, TRACK_KINDS, _box_header, _children
+from symbl_airflow.media.reader import RangeReader
 
 #: Sample entries of video codecs registered for MP4 (MP4RA): sent as they are.
 MP4_VIDEO_CODECS = frozenset({"avc1", "avc3", "hvc1", "hev1", "mp4v", "av01"})
