@@ -94,9 +94,11 @@ def store_conversation_url(
     """Ask Symbl for the conversation's summary page and keep its URL for the extra link.
 
     Call it as soon as the conversation id is known; calling it again in the same try (e.g. after a
-    deferral) reuses the URL instead of creating another experience, without reading XCom. A link is a convenience:
-    a deployment without the Experience API (``None``), or any error asking for it, is logged and never
-    fails the task.
+    deferral) reuses the URL instead of creating another experience, without reading XCom.
+
+    A link is a convenience: a deployment without the Experience API (``None``), or an error asking
+    for it, is logged and never fails the task. Only an unusable connection (credentials, settings)
+    fails it here, at once, as the task's next call would.
     """
     if not conversation_id:
         return None
@@ -107,8 +109,12 @@ def store_conversation_url(
         stored = _resumed_url(context, ti, conversation_id)
     if stored:
         return stored
+    from symbl_airflow.errors import SymblAuthError, SymblConfigError
+
     try:
         url = hook.get_experience_url(conversation_id, name=experience)
+    except (SymblAuthError, SymblConfigError):
+        raise  # the connection itself is unusable: the task's own next call would fail the same way
     except Exception as exc:
         log.warning("No Symbl conversation link for %s: the Experience API call failed (%s)", conversation_id, exc)
         return None

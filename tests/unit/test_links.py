@@ -143,3 +143,18 @@ def test_the_url_is_not_logged(caplog):
     with caplog.at_level(logging.DEBUG, logger="test_links"):
         store_conversation_url({"ti": TI()}, Hook(url), "42", log)
     assert "Symbl conversation 42" in caplog.text and url not in caplog.text and "eyJ" not in caplog.text
+
+
+@pytest.mark.parametrize("error", ["auth", "config"])
+def test_an_unusable_connection_fails_at_once(error, caplog):
+    """Wrong credentials would fail the task's next call anyway: no warning first, no second wait."""
+    from symbl_airflow.errors import SymblAuthError, SymblConfigError
+
+    exc = (
+        SymblAuthError("refused", status=401, method="POST", endpoint="/oauth2/token:generate")
+        if error == "auth"
+        else SymblConfigError("Connection 'symbl_default' has no login (App ID)")
+    )
+    with caplog.at_level(logging.WARNING, logger="test_links"), pytest.raises(type(exc)):
+        store_conversation_url({"ti": TI()}, Hook(exc), "42", log)
+    assert "Experience API call failed" not in caplog.text
