@@ -169,18 +169,6 @@ class SymblBodyLengthError(SymblError, ValueError):
     """The upload source produced more or fewer bytes than the declared length (nothing accepted)."""
 
 
-class SymblAppendError(AirflowException):
-    """A part was not appended: Symbl (or S3) refused it, and later parts were not sent; a retry may send it.
-
-    The append operator's public failure (the task log names it): its message carries the cause, so
-    raise it ``from None``.
-    """
-
-
-class SymblAppendFailedError(SymblAppendError, AirflowFailException):
-    """A part was not appended and no retry can change that (credentials, a Retry-After beyond the budget)."""
-
-
 class SymblConfigError(AirflowException, ValueError):
     """The Airflow connection cannot be used (missing App ID / App Secret, bad extras)."""
 

@@ -122,8 +122,8 @@ def test_wrong_connection_in_the_append_task_log(case, clean_sandbox, s3, bucket
 
 @pytest.mark.xfail(
     strict=True,
-    reason="the append operator (being moved to operators/append.py by the engine refactor) still raises its "
-    "private _Refused chained to the hook's error (two tracebacks); errors.SymblAppendError is the public class",
+    reason="the append engine (appends/run.py) raises SymblPartRefusedError `from` the hook's error, whose "
+    "message it already carries: two tracebacks in the task log (helper engine is changing it)",
 )
 def test_append_task_log_names_a_public_class_once(clean_sandbox, s3, bucket, mp4, run_dag, monkeypatch, capfd):
     from symbl_airflow import SymblAppendVideoOperator
