@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
-from symbl_airflow.media import SNIFF_BYTES, Inspection, MediaSourceError, detect, load_members
+from symbl_airflow.media import SNIFF_BYTES, Inspection, MediaSourceError, detect, formats, load_members
+from symbl_airflow.media.errors import NotMediaError, UndecodableMediaError
 from symbl_airflow.media.mp4 import (  # noqa: F401 - the MP4 walk's names, importable here since 0.1
     BOX_HEADER_BYTES,
     EARLIEST_CREATION_TIME,
@@ -27,6 +28,7 @@ from symbl_airflow.media.mp4 import (  # noqa: F401 - the MP4 walk's names, impo
     is_mp4_header,
     probe_mp4,
 )
+from symbl_airflow.media.reader import s3_reader
 from symbl_airflow.s3 import split_s3_uri
 
 if TYPE_CHECKING:
@@ -111,7 +113,11 @@ def inspect_source(s3_hook: S3Hook, uri: str) -> S3VideoSource:
     size = int(head.get("ContentLength") or 0)
     etag = str(head.get("ETag") or "").strip('"')
     if size == 0:
-        raise VideoSourceError(f"source {uri!r} is empty (0 bytes); re-upload the video")
+        if formats.extension(key) not in formats.MEDIA_EXTENSIONS:
+            raise NotMediaError(uri, "not audio or video (empty object)")
+        exc = UndecodableMediaError(uri, "the object is empty (0 bytes); re-upload the recording")
+        exc.etag, exc.size = etag, size
+        raise exc
     try:
         first = client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{SNIFF_BYTES - 1}", IfMatch=etag)
         sniff = first["Body"].read()
@@ -119,14 +125,27 @@ def inspect_source(s3_hook: S3Hook, uri: str) -> S3VideoSource:
         raise VideoSourceError(f"source {uri!r}: cannot read its first bytes ({_client_error_code(exc)})") from exc
     load_members()
     member = detect(sniff, key)
-    if member is None:
-        raise VideoSourceError(
-            f"source {uri!r} is not an MP4 file (no 'ftyp' box at the start); Symbl's video API accepts "
-            "MP4 only: convert it, e.g. 'ffmpeg -i input -c:v libx264 -c:a aac output.mp4'"
-        )
-    reader = S3RangeReader(client, bucket, key, etag, size, uri)
+    reader = s3_reader(client, bucket, key, etag, size, uri)
     reader.seed(0, sniff)
-    inspection = member.inspect(reader, uri)
+    if member is None:
+        # No member's signature in the first bytes: the one rule decides (not media, or a container
+        # recognised further in / by its extension, or media that cannot be decoded).
+        from symbl_airflow.media.container import inspection_of
+
+        try:
+            facts = formats.inspect(reader, key, uri)
+        except UndecodableMediaError as exc:
+            exc.etag, exc.size = etag, size
+            raise
+        if not facts.is_media:
+            raise NotMediaError(uri, facts.reason)
+        inspection = inspection_of(facts, reader, uri)
+    else:
+        try:
+            inspection = member.inspect(reader, uri)
+        except UndecodableMediaError as exc:
+            exc.etag, exc.size = etag, size  # the engine records it as a part that stops the conversation
+            raise
     media = MediaInfo(inspection.media_seconds, inspection.tracks, inspection.creation_time)
     return S3VideoSource(uri=uri, bucket=bucket, key=key, size=size, etag=etag, media=media, inspection=inspection)
 

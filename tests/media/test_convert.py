@@ -211,7 +211,7 @@ def test_truncated_container_is_undecodable_and_cleaned_up(media_files, tmp_path
     path.write_bytes(data)
     with pytest.raises(UndecodableMediaError) as err, prepare(path, tmp_path):
         pass
-    assert "s3://bucket/meeting/cut.webm" in str(err.value) and "ledger skip" in str(err.value)
+    assert "s3://bucket/meeting/cut.webm" in str(err.value) and "ledger leave-out" in str(err.value)
     assert not list((tmp_path / "work").iterdir())
 
 

@@ -111,7 +111,7 @@ def test_media_names_with_other_content_are_undecodable(key, data, reason):
         inspect(bytes_reader(data), key, uri)
     message = str(err.value)
     assert reason in message and uri in message
-    assert f"python -m symbl_airflow.ledger skip <ledger> --part {uri}" in message
+    assert f"python -m symbl_airflow.ledger leave-out <ledger> --part {uri}" in message
 
 
 def _cut(data: bytes, keep: int) -> bytes:

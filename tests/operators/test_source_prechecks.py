@@ -87,26 +87,28 @@ def test_truncated_mp4(s3, bucket, mp4, s3_hook, make, expected):
     assert uri in str(err.value)
 
 
-def test_audio_only_mp4_points_to_the_audio_api(s3, bucket, mp4, s3_hook, tmp_path):
-    from symbl_airflow.sources import VideoSourceError, inspect_source
+def test_audio_only_mp4_goes_to_the_audio_api(s3, bucket, mp4, s3_hook, tmp_path):
+    """An M4A (AAC only) is one of the audio API's formats: sent as stored, without a Content-Type."""
+    from symbl_airflow.sources import inspect_source
 
     audio = _remux(mp4.make(CUES), tmp_path, "-vn", "-sn", "-c", "copy")
     uri = _put(s3, bucket, "voice.mp4", audio)
-    with pytest.raises(VideoSourceError, match=r"has no video track \(tracks: audio\)") as err:
-        inspect_source(s3_hook, uri)
-    assert "/v1/process/audio" in str(err.value) and uri in str(err.value)
+    found = inspect_source(s3_hook, uri).inspection
+    assert (found.kind, found.endpoint, found.content_type, found.member) == ("audio", "audio", "", "audio")
+    assert not found.needs_conversion and found.tracks == ("audio",) and found.media_seconds > 0
 
 
-def test_append_operator_sends_nothing_when_one_part_is_truncated(clean_sandbox, s3, bucket, mp4):
+def test_a_truncated_part_stops_the_conversation_after_the_parts_before_it(clean_sandbox, s3, bucket, mp4):
+    """Media that cannot be decoded is no pre-check failure: it stops the conversation like a failed job."""
     from airflow.sdk.exceptions import AirflowFailException
 
     from symbl_airflow import SymblAppendVideoOperator
 
     good = mp4.make(CUES)
-    uris = [_put(s3, bucket, "c/part-1.mp4", good), _put(s3, bucket, "c/part-2.mp4", good[:32])]
-    op = SymblAppendVideoOperator(task_id="append", source=uris)
+    uris = [_put(s3, bucket, f"c/part-{i}.mp4", data) for i, data in enumerate((good, good[:32], good), start=1)]
+    op = SymblAppendVideoOperator(task_id="append", source=uris, strict_order=False)
     with pytest.raises(AirflowFailException, match="truncated or not a finished MP4") as err:
         op.execute({"task_state_store": None})
-    assert uris[1] in str(err.value)
-    assert clean_sandbox.ledger() == []
-    assert not any("/v1/" in route for route in clean_sandbox.stats()["requests"])
+    message = str(err.value)
+    assert f"{uris[1]} cannot be decoded" in message and "is stopped" in message
+    assert [e["method"] for e in clean_sandbox.ledger()] == ["POST"]  # part 1 only; nothing after part 2

@@ -454,6 +454,22 @@ def job_finished(uri: str, job_id: str, status: str, now=time.time) -> Callable[
     return apply
 
 
+def undecodable(writer: Writer, uri: str, reason: str, now=time.time) -> Callable[[Ledger], None]:
+    """Media that cannot be decoded: the part fails without a job and stops the conversation, like a failed
+    job (``leave-out`` accepts the hole, ``restart`` begins again from a given part)."""
+
+    def apply(ledger: Ledger) -> None:
+        part = ledger.part(uri)
+        if part is None or part.state != SENDING or part.sender.get("token") != writer.token:
+            raise LedgerError(f"{uri} is not being sent by {writer.label} in {ledger.uri}; cannot record it")
+        part.state, part.finished_at, part.note = FAILED, now(), f"cannot be decoded: {reason}"
+        if not ledger.stopped:
+            ledger.stopped = {"reason": "undecodable", "part": uri, "message": reason, "at": _iso(now())}
+        ledger.note("stopped: media cannot be decoded", writer, part=uri)
+
+    return apply
+
+
 def resolve_unconfirmed(
     writer: Writer, uri: str, action: str, *, job_id: str | None = None, conversation_id: str | None = None
 ) -> Callable[[Ledger], None]:

@@ -100,6 +100,15 @@ def stopped(ledger: Ledger, pending_uris: list[str]) -> str:
     waiting = f" ({len(pending_uris)} later part(s) not sent: {', '.join(pending_uris[:3])}" + (
         ", ...)" if len(pending_uris) > 3 else ")"
     )
+    if info.get("reason") == "undecodable":
+        return (
+            f"{info.get('part')} cannot be decoded ({info.get('message')}), so conversation "
+            f"{ledger.conversation_id or '(not created yet)'} is stopped: no later part is appended to it in this "
+            f"or any later run{waiting if pending_uris else ''}. Either accept the hole on purpose "
+            f"({LEDGER_CLI} leave-out {ledger.uri} --part {info.get('part')}), or put a readable recording in its "
+            f"place and start a new conversation from a given part ({LEDGER_CLI} restart {ledger.uri} --from "
+            "<s3 uri of the first part to send>)."
+        )
     return (
         f"Symbl job {info.get('job_id')} for {info.get('part')} failed, so conversation "
         f"{ledger.conversation_id} is stopped: no later part is appended to it in this or any later run "

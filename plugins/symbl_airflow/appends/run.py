@@ -37,6 +37,11 @@ from symbl_airflow.errors import (
     SymblPartUnconfirmedError,
 )
 from symbl_airflow.media import MediaSourceError, Segment, segment_uri
+from symbl_airflow.media.errors import UndecodableMediaError
+from symbl_airflow.media.ffmpeg import FfmpegError
+
+#: Errors that mean the media itself cannot be read: the conversation stops there.
+UNDECODABLE = (UndecodableMediaError, FfmpegError)
 
 if TYPE_CHECKING:
     from symbl_airflow.appends.stores import LedgerStore
@@ -67,6 +72,9 @@ class Settings:
     presign_expires_in: int = 3600
     chunk_size: int = 1 << 20
     options: Any = None
+    #: Longer parts are cut into consecutive segments (``on_too_long="split"``) or refused (``"fail"``).
+    max_part_seconds: float = 14_400
+    on_too_long: str = "split"
 
 
 @dataclass(frozen=True)
@@ -83,6 +91,10 @@ class Checked:
     member: str = "mp4"
     needs_conversion: bool = False
     segments: tuple[Segment, ...] = ()
+    #: Media that cannot be decoded (why): reached in order, it stops the conversation like a failed job.
+    undecodable: str | None = None
+    #: Not a recording (why): never a part, only named in the log and the XCom's ``ignored``.
+    ignored: str | None = None
 
     @classmethod
     def of(cls, source) -> Checked:
@@ -118,6 +130,10 @@ class Checked:
             data["needs_conversion"] = True
         if self.segments:
             data["segments"] = [[s.index, s.start_seconds, s.end_seconds] for s in self.segments]
+        if self.undecodable:
+            data["undecodable"] = self.undecodable
+        if self.ignored:
+            data["ignored"] = self.ignored
         return data
 
     @classmethod
@@ -134,10 +150,14 @@ class Checked:
             member=data.get("member", "mp4"),
             needs_conversion=bool(data.get("needs_conversion")),
             segments=tuple(Segment(int(i), float(a), float(b)) for i, a, b in data.get("segments") or ()),
+            undecodable=data.get("undecodable"),
+            ignored=data.get("ignored"),
         )
 
     def parts(self) -> list[tuple[str, Segment | None]]:
-        """The ledger keys this object is sent as: itself, or one per segment."""
+        """The ledger keys this object is sent as: itself, or one per segment (none: not a recording)."""
+        if self.ignored:
+            return []
         if not self.segments:
             return [(self.uri, None)]
         return [(segment_uri(self.uri, s.index), s) for s in self.segments]
@@ -186,6 +206,7 @@ class AppendRun:
     def __post_init__(self) -> None:
         self.running = set(self.running)
         self._by_part = {uri: (c, seg) for c in self.checked for uri, seg in c.parts()}
+        self.ignored = [{"uri": c.uri, "reason": c.ignored} for c in self.checked if c.ignored]
         self.sources = [P.Source(uri, c.etag, c.size if seg is None else 0) for uri, (c, seg) in self._by_part.items()]
 
     @property
@@ -366,6 +387,8 @@ class AppendRun:
         """Send one part (its intent is already in the ledger) and record Symbl's answer."""
         uri = action.source.uri
         created = action.conversation_id is None
+        if checked.undecodable:
+            self._stop_undecodable(uri, checked.undecodable)
         try:
             # Only a shared ledger has a lease to keep (and task-state writes must stay on the task's thread).
             keeper = (
@@ -376,6 +399,8 @@ class AppendRun:
             with keeper:
                 submission = self._submit(action, checked, segment)
         except SymblPartRefusedError as exc:
+            if isinstance(exc.__cause__, UNDECODABLE):  # found while converting or cutting it
+                self._stop_undecodable(uri, getattr(exc.__cause__, "reason", None) or str(exc.__cause__))
             self.store.update(L.withdraw(self.writer, uri), L.release(self.writer))
             if exc.fatal:
                 raise AirflowFailException(str(exc)) from exc.__cause__
@@ -401,6 +426,11 @@ class AppendRun:
             submission.job_id,
             "new conversation" if created else "append",
         )
+
+    def _stop_undecodable(self, uri: str, reason: str) -> None:
+        """Media that cannot be decoded stops the conversation like a failed job, for every later run too."""
+        self.ledger = self.store.update(L.undecodable(self.writer, uri, reason), L.release(self.writer))
+        raise AirflowFailException(messages.stopped(self.ledger, []))
 
     def _submit(self, action: P.Send, checked: Checked, segment: Segment | None):
         from symbl_airflow.media import load_members, member
@@ -436,9 +466,10 @@ class AppendRun:
             load_members()
             media = member(checked.member)
             inspection = _inspection(checked)
-            with media.payload(body_opener(self.s3_hook, source), checked.size, inspection, segment) as payload:
+            opener = body_opener(self.s3_hook, source)
+            with media.payload(opener, checked.size, inspection, segment, uri=checked.uri) as payload:
                 return self.hook.submit_media(
-                    checked.endpoint,
+                    getattr(payload, "endpoint", None) or checked.endpoint,
                     payload.open,
                     payload.length,
                     conversation_id=action.conversation_id,
@@ -515,6 +546,8 @@ class AppendRun:
             # when each job can be expected done: the sensor's trigger polls then, not blindly
             "media_seconds": [p.media_seconds for p in parts],
             "accepted_at": [p.accepted_at for p in parts],
+            # sources that are not recordings (text, captions, images, ...): never parts
+            "ignored": self.ignored,
         }
         if self.store.shared:
             plan = self.current

@@ -243,7 +243,7 @@ class SymblHook(SymblHookMixin, HttpHook):
             call,
             params=options.to_query_params(),
             body=lambda: UploadBody(open_body, length, chunk_size, on_progress),
-            content_type=content_type or DEFAULT_CONTENT_TYPES[endpoint],
+            content_type=DEFAULT_CONTENT_TYPES[endpoint] if content_type is None else content_type,
         )
         submission = parse_submission(call, resp.status_code, resp.text)
         self.log.info(

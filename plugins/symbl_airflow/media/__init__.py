@@ -1,7 +1,9 @@
 """Media the provider can send, recognised by content: one :class:`~symbl_airflow.media.base.MediaSource`
 per kind of recording (the seam is documented in :mod:`symbl_airflow.media.base`).
 
-Members: ``mp4`` (:mod:`symbl_airflow.media.mp4`, MP4 video, sent as stored). A new member is a
+Members: ``mp4`` (:mod:`symbl_airflow.media.mp4`, MP4 video, sent as stored), ``audio``
+(:mod:`symbl_airflow.media.audiofile`, the audio API's formats) and ``convert``
+(:mod:`symbl_airflow.media.container`, other containers, converted). A new member is a
 module here that calls ``register`` at import, named in :data:`MEMBER_MODULES`.
 """
 
@@ -29,7 +31,7 @@ from symbl_airflow.media.base import (
 
 #: Modules whose import registers a member, in the order they are asked (content decides; the key's
 #: extension only moves a member to the front).
-MEMBER_MODULES = ("symbl_airflow.media.mp4",)
+MEMBER_MODULES = ("symbl_airflow.media.mp4", "symbl_airflow.media.audiofile", "symbl_airflow.media.container")
 
 _loaded = False
 

@@ -146,8 +146,12 @@ class MediaSource(Protocol):
         size: int,
         inspection: Inspection,
         segment: Segment | None = None,
+        uri: str = "",
     ) -> contextlib.AbstractContextManager[Payload]:
-        """The bytes to send (for one ``segment`` of a segmented recording); cleans up on exit."""
+        """The bytes to send (for one ``segment`` of a segmented recording); cleans up on exit.
+
+        ``uri`` names the object in errors. A payload may say ``endpoint`` (what converted bytes turned
+        out to be); the engine then sends them there."""
 
 
 _REGISTRY: dict[str, MediaSource] = {}

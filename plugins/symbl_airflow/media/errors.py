@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from symbl_airflow.sources import VideoSourceError
+from symbl_airflow.media.base import MediaSourceError
 
 #: Said by every "cannot be decoded" message: the conversation stops there until a person acts.
 WAY_FORWARD = (
     "replace the object with a readable recording and rerun, or accept the hole on purpose: "
-    "'python -m symbl_airflow.ledger skip <ledger> --part {uri}'"
+    "'python -m symbl_airflow.ledger leave-out <ledger> --part {uri}'"
 )
 
 
-class MediaError(VideoSourceError):
+class MediaError(MediaSourceError):
     """A media object that cannot be sent as it is; the message names it and the fix."""
 
 
@@ -21,10 +21,23 @@ class UndecodableMediaError(MediaError):
     It stops the conversation like a failed job: nothing after it is sent.
     """
 
+    #: The version found undecodable (set by the S3 inspection, so the engine can record the part).
+    etag: str = ""
+    size: int = 0
+
     def __init__(self, uri: str, reason: str):
         self.uri = uri
         self.reason = reason
         super().__init__(f"source {uri!r} cannot be decoded ({reason}); " + WAY_FORWARD.format(uri=uri))
+
+
+class NotMediaError(MediaError):
+    """Not audio or video (text, captions, images, ...): never a part; named with the reason, never blocking."""
+
+    def __init__(self, uri: str, reason: str):
+        self.uri = uri
+        self.reason = reason
+        super().__init__(f"source {uri!r} is not a recording ({reason}); it is not appended")
 
 
 class TooLongError(MediaError):

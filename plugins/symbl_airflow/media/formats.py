@@ -151,7 +151,9 @@ def _not_media(head: bytes) -> str | None:
 
 
 def _mp4(reader: RangeReader, head: bytes, uri: str) -> MediaFacts:
-    from symbl_airflow.sources import VideoSourceError, probe_mp4
+    from symbl_airflow.media.base import MediaSourceError
+    from symbl_airflow.media.mp4 import probe_mp4
+    from symbl_airflow.media.mp4 import tracks as mp4_tracks
 
     size = int.from_bytes(head[:4], "big")
     found_brands = mp4compat.brands(head[8 : min(max(size, 8), len(head))])
@@ -159,9 +161,9 @@ def _mp4(reader: RangeReader, head: bytes, uri: str) -> MediaFacts:
         return _ignored("heif", f"{found_brands[0]} still image")
     try:
         info = probe_mp4(reader, uri)
-    except VideoSourceError as exc:
+    except MediaSourceError as exc:
         raise UndecodableMediaError(uri, str(exc).removeprefix(f"source {uri!r} ")) from None
-    tracks = mp4compat.tracks(reader)
+    tracks = mp4_tracks(reader)
     kinds = info.tracks
     codecs = tuple(t.codec or "?" for t in tracks if t.kind in ("video", "audio"))
     quicktime = bool(found_brands) and found_brands[0] == "qt  "

@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
 
+from symbl_airflow.media import mp4compat
 from symbl_airflow.media.base import (
     Inspection,
     MediaSourceError,
     Payload,
     RangeReader,
     Segment,
+    member,
     register,
     stored,
 )
@@ -197,6 +199,47 @@ def probe_mp4(reader: RangeReader, uri: str) -> MediaInfo:
     return media
 
 
+def _sample_entry(reader: RangeReader, minf_body: int, minf_end: int) -> str | None:
+    for box, body, end in _children(reader, minf_body, minf_end):
+        if box != "stbl":
+            continue
+        for child, child_body, _ in _children(reader, body, end):
+            if child == "stsd":
+                entry = reader.read(child_body + 8, 8, ahead=MOOV_WINDOW_BYTES)
+                return entry[4:8].decode("latin-1") if len(entry) == 8 else None
+    return None
+
+
+def tracks(reader: RangeReader) -> tuple[mp4compat.Track, ...]:
+    """Kind and codec of every track; reads the same headers as the MP4 probe (cached, no new request)."""
+    found: list[mp4compat.Track] = []
+    offset = 0
+    for _ in range(64):
+        parsed = _box_header(reader, offset, reader.size)
+        if parsed is None:
+            break
+        box, header, size = parsed
+        if box == "moov":
+            for child, body, end in _children(reader, offset + header, offset + size):
+                if child != "trak":
+                    continue
+                kind, codec = None, None
+                for sub, sub_body, sub_end in _children(reader, body, end):
+                    if sub != "mdia":
+                        continue
+                    for part, part_body, part_end in _children(reader, sub_body, sub_end):
+                        if part == "hdlr":
+                            handler = reader.read(part_body + 8, 4, ahead=MOOV_WINDOW_BYTES).decode("latin-1")
+                            kind = TRACK_KINDS.get(handler, handler.strip() or None)
+                        elif part == "minf":
+                            codec = _sample_entry(reader, part_body, part_end)
+                if kind:
+                    found.append(mp4compat.Track(kind, codec))
+            break
+        offset += size
+    return tuple(found)
+
+
 class Mp4Video:
     """``MediaSource`` for MP4 video: to Symbl's video API, bytes as stored."""
 
@@ -207,22 +250,30 @@ class Mp4Video:
         return is_mp4_header(head)
 
     def inspect(self, reader: RangeReader, uri: str) -> Inspection:
-        media = probe_mp4(reader, uri)
-        if not media.has_video:
-            kinds = ", ".join(media.tracks) or "none"
-            raise MediaSourceError(
-                f"source {uri!r} has no video track (tracks: {kinds}); Symbl's video API needs one. Send "
-                "audio-only recordings to Symbl's audio API (POST /v1/process/audio), or add a video track"
+        """The fast path: a video whose codecs MP4 carries goes as stored. Anything else in an ISO-BMFF
+        box (audio-only M4A, QuickTime-only codecs, no audio/video track) is decided by the one rule of
+        :mod:`symbl_airflow.media.formats` and may be handed to another member (``Inspection.member``)."""
+        from symbl_airflow.media.errors import UndecodableMediaError
+        from symbl_airflow.media.reader import cached
+
+        reader = cached(reader)  # the second walk (codecs) reads what the first one fetched
+        try:
+            media = probe_mp4(reader, uri)
+        except MediaSourceError as exc:
+            raise UndecodableMediaError(uri, str(exc).removeprefix(f"source {uri!r} ")) from None
+        if media.has_video and not mp4compat.incompatible(tracks(reader)):
+            return Inspection(
+                kind="video",
+                endpoint="video",
+                content_type=CONTENT_TYPE,
+                media_seconds=media.duration_seconds,
+                tracks=media.tracks,
+                creation_time=media.creation_time,
+                member=self.name,
             )
-        return Inspection(
-            kind="video",
-            endpoint="video",
-            content_type=CONTENT_TYPE,
-            media_seconds=media.duration_seconds,
-            tracks=media.tracks,
-            creation_time=media.creation_time,
-            member=self.name,
-        )
+        # Audio-only, QuickTime-only codecs, no audio/video track: the one rule of media.formats decides
+        # (through the registry: the ``convert`` member inspects any recording).
+        return member("convert").inspect(reader, uri)
 
     @contextlib.contextmanager
     def payload(
@@ -231,9 +282,12 @@ class Mp4Video:
         size: int,
         inspection: Inspection,
         segment: Segment | None = None,
+        uri: str = "",
     ) -> Iterator[Payload]:
-        if segment is not None:
-            raise MediaSourceError(f"{self.name} sends a recording whole; it has no segment {segment.index}")
+        if segment is not None:  # a recording longer than Symbl takes: cut through a work directory
+            with member("convert").payload(open_object, size, inspection, segment, uri=uri) as body:
+                yield body
+            return
         with stored(open_object, size, inspection.content_type or CONTENT_TYPE) as body:
             yield body
 

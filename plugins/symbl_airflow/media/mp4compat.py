@@ -5,15 +5,13 @@ and video track is coded with a codec registered for the MP4 family (avc1/hvc1/m
 AC-3, E-AC-3, Opus, FLAC, ALAC audio). An iPhone ``.mov`` (brand ``qt``, H.264 + AAC) is such a file: it
 goes as it is. QuickTime without ``ftyp`` (files written before 2001 start with ``moov``/``mdat``), or
 with QuickTime-only codecs (ProRes, uncompressed PCM ``sowt``/``twos``/``lpcm``, Motion JPEG, DV, ...)
-is not, and is converted. The codec of a track is the type of its first ``stsd`` sample entry.
+is not, and is converted. The codec of a track is the type of its first ``stsd`` sample entry
+(read by :func:`symbl_airflow.media.mp4.tracks`). No I/O here: the rule only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from symbl_airflow.media.mp4 import MOOV_WINDOW_BYTES, TRACK_KINDS, _box_header, _children
-from symbl_airflow.media.reader import RangeReader
 
 #: Sample entries of video codecs registered for MP4 (MP4RA): sent as they are.
 MP4_VIDEO_CODECS = frozenset({"avc1", "avc3", "hvc1", "hev1", "mp4v", "av01"})
@@ -37,47 +35,6 @@ def brands(ftyp_body: bytes) -> tuple[str, ...]:
         return ()
     names = [ftyp_body[:4]] + [ftyp_body[i : i + 4] for i in range(8, len(ftyp_body) - 3, 4)]
     return tuple(dict.fromkeys(n.decode("latin-1") for n in names))
-
-
-def _sample_entry(reader: RangeReader, minf_body: int, minf_end: int) -> str | None:
-    for box, body, end in _children(reader, minf_body, minf_end):
-        if box != "stbl":
-            continue
-        for child, child_body, _ in _children(reader, body, end):
-            if child == "stsd":
-                entry = reader.read(child_body + 8, 8, ahead=MOOV_WINDOW_BYTES)
-                return entry[4:8].decode("latin-1") if len(entry) == 8 else None
-    return None
-
-
-def tracks(reader: RangeReader) -> tuple[Track, ...]:
-    """Kind and codec of every track; reads the same headers as the MP4 probe (cached, no new request)."""
-    found: list[Track] = []
-    offset = 0
-    for _ in range(64):
-        parsed = _box_header(reader, offset, reader.size)
-        if parsed is None:
-            break
-        box, header, size = parsed
-        if box == "moov":
-            for child, body, end in _children(reader, offset + header, offset + size):
-                if child != "trak":
-                    continue
-                kind, codec = None, None
-                for sub, sub_body, sub_end in _children(reader, body, end):
-                    if sub != "mdia":
-                        continue
-                    for part, part_body, part_end in _children(reader, sub_body, sub_end):
-                        if part == "hdlr":
-                            handler = reader.read(part_body + 8, 4, ahead=MOOV_WINDOW_BYTES).decode("latin-1")
-                            kind = TRACK_KINDS.get(handler, handler.strip() or None)
-                        elif part == "minf":
-                            codec = _sample_entry(reader, part_body, part_end)
-                if kind:
-                    found.append(Track(kind, codec))
-            break
-        offset += size
-    return tuple(found)
 
 
 def incompatible(found: tuple[Track, ...]) -> list[str]:

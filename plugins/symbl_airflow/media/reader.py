@@ -65,6 +65,13 @@ class RangeReader:
         return data[:length]
 
 
+def cached(reader) -> RangeReader:
+    """Any reader with ``size`` and ``read(offset, n)`` behind the window cache (itself if it is one)."""
+    if isinstance(reader, RangeReader):
+        return reader
+    return RangeReader(lambda offset, n: reader.read(offset, n), reader.size)
+
+
 def bytes_reader(data: bytes, *, size: int | None = None) -> RangeReader:
     """``data`` as an object (``size`` larger than ``data``: the rest reads as missing, like a cut file)."""
     return RangeReader(lambda offset, n: data[offset : offset + n], len(data) if size is None else size)

@@ -37,6 +37,9 @@ UPLOAD_MODES = ("stream", "url")
 #: still works with a deprecation warning.)
 ON_UNCONFIRMED = ("fail", "resend", "mark_sent")
 ON_BUSY = ("wait", "fail")
+ON_TOO_LONG = ("split", "fail")
+#: Symbl's longest file: 4 hours.
+DEFAULT_MAX_PART_SECONDS = 14_400
 DEFER_METHOD_NAME = "execute_complete"
 RESUME_METHOD_NAME = "resume_append"
 
@@ -79,6 +82,11 @@ class SymblAppendVideoOperator(BaseOperator):
     :param lease_seconds: lease length; renewed every third of it while sending. A crashed writer's
         lease is taken over once it expires.
     :param chunk_size: bytes per chunk when streaming.
+    :param max_part_seconds: a part longer than this (Symbl takes at most 4 hours per file) is cut into
+        consecutive segments under it, each appended in order and recorded in the ledger as its own part
+        (``<uri>#segment=<n>``). (templated)
+    :param on_too_long: ``"split"`` (default) cuts such a part; ``"fail"`` refuses it before anything is sent.
+        (templated)
     :param symbl_options: the same options as one dict (or a JSON string), e.g. from DAG params;
         keyword options win over it. (templated)
     :param options: Symbl processing options in snake_case (``name``, ``custom_vocabulary``,
@@ -100,6 +108,8 @@ class SymblAppendVideoOperator(BaseOperator):
         "aws_conn_id",
         "symbl_options",
         "options",
+        "max_part_seconds",
+        "on_too_long",
     )
     template_fields_renderers = {"options": "json", "symbl_options": "json"}
     ui_color = "#e8f1fb"
@@ -127,6 +137,8 @@ class SymblAppendVideoOperator(BaseOperator):
         lease_seconds: float | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         symbl_options: dict | str | None = None,
+        max_part_seconds: float | str = DEFAULT_MAX_PART_SECONDS,
+        on_too_long: str = "split",
         **kwargs: Any,
     ) -> None:
         options = {name: kwargs.pop(name) for name in list(kwargs) if name in OPTION_NAMES}
@@ -145,6 +157,8 @@ class SymblAppendVideoOperator(BaseOperator):
         self.timeout = timeout
         self.on_unconfirmed = "resend" if resend_unconfirmed else on_unconfirmed
         self.on_busy = on_busy
+        self.max_part_seconds = max_part_seconds
+        self.on_too_long = on_too_long
         self.lease_seconds = lease_seconds
         self.chunk_size = chunk_size
         self.symbl_options = symbl_options
@@ -199,6 +213,17 @@ class SymblAppendVideoOperator(BaseOperator):
             raise AirflowFailException(f"on_unconfirmed must be one of {ON_UNCONFIRMED}, got {self.on_unconfirmed!r}")
         if self.on_busy not in ON_BUSY:
             raise AirflowFailException(f"on_busy must be one of {ON_BUSY}, got {self.on_busy!r}")
+        if self.on_too_long not in ON_TOO_LONG:
+            raise AirflowFailException(f"on_too_long must be one of {ON_TOO_LONG}, got {self.on_too_long!r}")
+        try:
+            max_part_seconds = float(parse_rendered(self.max_part_seconds))
+        except (TypeError, ValueError):
+            max_part_seconds = float("nan")
+        if not max_part_seconds > 0 or isinstance(self.max_part_seconds, bool):
+            raise AirflowFailException(
+                f"max_part_seconds must be a positive number of seconds (Symbl takes at most "
+                f"{DEFAULT_MAX_PART_SECONDS:,} s per file), got {self.max_part_seconds!r}"
+            )
         if self.lease_seconds is not None and not (
             isinstance(self.lease_seconds, (int, float)) and self.lease_seconds >= 10
         ):
@@ -246,6 +271,8 @@ class SymblAppendVideoOperator(BaseOperator):
             conversation_id=conversation_id,
             on_unconfirmed=on_unconfirmed,
             on_busy=self.on_busy,
+            max_part_seconds=max_part_seconds,
+            on_too_long=self.on_too_long,
             strict_order=self.strict_order,
             deferrable=self.deferrable,
             poll_interval=self.poll_interval,
@@ -258,8 +285,18 @@ class SymblAppendVideoOperator(BaseOperator):
         )
         return sources, settings
 
-    def _inspect_all(self, uris: list[str]) -> list[Checked]:
+    def _inspect_all(self, uris: list[str], settings: Settings) -> list[Checked]:
+        """Check every source before anything is sent: what it is (by content), where it goes, how long.
+
+        Not a recording: named in the log and the XCom's ``ignored``, never blocking. Media that cannot be
+        decoded: kept in order, it stops the conversation when reached (like a failed job). Anything else
+        wrong fails the task with nothing sent.
+        """
+        from dataclasses import replace
+
         from symbl_airflow.appends.run import Checked
+        from symbl_airflow.media.container import with_segments
+        from symbl_airflow.media.errors import NotMediaError, UndecodableMediaError
         from symbl_airflow.sources import VideoSourceError, inspect_source, parse_s3_uri
 
         errors: list[str] = []
@@ -273,9 +310,22 @@ class SymblAppendVideoOperator(BaseOperator):
         checked = []
         for uri in uris:
             try:
-                checked.append(Checked.of(inspect_source(self.s3_hook, uri)))
+                source = inspect_source(self.s3_hook, uri)
+                inspection = with_segments(source.inspection, settings.max_part_seconds, settings.on_too_long, uri)
+                checked.append(Checked.of(replace(source, inspection=inspection)))
+            except NotMediaError as exc:
+                self.log.info("%s is not a recording (%s): not appended", uri, exc.reason)
+                checked.append(Checked(uri, "", 0, ignored=exc.reason))
+                continue
+            except UndecodableMediaError as exc:
+                self.log.warning("%s", exc)
+                checked.append(Checked(uri, exc.etag, exc.size, undecodable=exc.reason))
+                continue
             except VideoSourceError as exc:
                 errors.append(str(exc))
+                continue
+            if inspection.tracks and not inspection.has_audio:
+                self.log.warning("%s has no audio track: Symbl will find no speech in it", uri)
         if errors:
             raise AirflowFailException(
                 f"{len(errors)} of {len(uris)} source(s) cannot be sent, nothing was sent to Symbl: "
@@ -293,7 +343,7 @@ class SymblAppendVideoOperator(BaseOperator):
     # ---------------------------------------------------------------- execution: plan -> step -> outcome
     def execute(self, context: Context) -> dict:
         uris, settings = self._validate()
-        run = self._start(context, self._inspect_all(uris), settings)
+        run = self._start(context, self._inspect_all(uris, settings), settings)
         return self._advance(context, run)
 
     def resume_append(
@@ -314,7 +364,7 @@ class SymblAppendVideoOperator(BaseOperator):
         from symbl_airflow.appends.run import Checked
 
         uris, settings = self._validate()
-        sources = [Checked.from_dict(c) for c in checked] if checked is not None else self._inspect_all(uris)
+        sources = [Checked.from_dict(c) for c in checked] if checked is not None else self._inspect_all(uris, settings)
         run = self._start(context, sources, settings, token, running)
         if isinstance(event, dict) and "status" in event:  # a job wait (a lease wait's event has no status)
             uri, job_id, status = _waited_job(event, waited_for)
