@@ -186,3 +186,11 @@ def _close_async_db_pool() -> None:
 def pytest_sessionfinish(session, exitstatus):
     _close_async_db_pool()
     shutil.rmtree(_SESSION_DIR, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def media_files():
+    """``media_files(name) -> Path``: a real recording of a shape of tests/media_samples.py (made once)."""
+    from tests.media_samples import MediaFiles
+
+    return MediaFiles(_SESSION_DIR / "media-shapes")

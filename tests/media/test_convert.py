@@ -21,7 +21,7 @@ from symbl_airflow.media.convert import (
 from symbl_airflow.media.errors import MediaError, MediaExtraMissing, TooLongError, UndecodableMediaError
 from symbl_airflow.media.formats import AUDIO, VIDEO, inspect
 from symbl_airflow.media.reader import bytes_reader, file_reader
-from tests.media.conftest import make_long_silence, make_long_video
+from tests.media_samples import make_long_silence, make_long_video
 
 pytestmark = pytest.mark.unit
 

@@ -89,7 +89,7 @@ def prepared_payload(
     planned = _planned(inspection)
     # Not planned as segments: never cut here either (an unknown length is sent whole). Planned: the limit
     # they were planned under (``cut_limit``'s margin back on), which keyframe cuts must keep.
-    longest = max((s.seconds for s in planned), default=0.0)
+    longest = max((s.seconds for s in planned or ()), default=0.0)
     limit = longest + min(CUT_SAFETY_SECONDS, longest * 0.02) if planned else math.inf
     with PreparedMedia(
         open_object, size, uri or "this recording", None, max_part_seconds=limit, planned=planned

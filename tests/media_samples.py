@@ -1,11 +1,10 @@
-"""Real media files in every shape the media layer meets, generated once per session with ffmpeg."""
+"""Real media files in every shape the media layer meets, generated with ffmpeg (fixture ``media_files`` in
+tests/conftest.py: once per session)."""
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-
-import pytest
 
 #: name -> ffmpeg arguments after the inputs (``{v}``: a small colour video, ``{a}``: a 440 Hz tone).
 _SECONDS = 6
@@ -95,14 +94,10 @@ def make_long_video(path: Path, seconds: float, gop_seconds: int = 10) -> Path:
 class MediaFiles:
     def __init__(self, directory: Path):
         self.dir = directory
+        directory.mkdir(parents=True, exist_ok=True)
 
     def __call__(self, name: str) -> Path:
         return make_shape(self.dir, name)
 
     def bytes(self, name: str) -> bytes:
         return self(name).read_bytes()
-
-
-@pytest.fixture(scope="session")
-def media_files(tmp_path_factory) -> MediaFiles:
-    return MediaFiles(tmp_path_factory.mktemp("media-shapes"))
