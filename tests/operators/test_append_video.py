@@ -256,8 +256,9 @@ def _bad_inputs(bucket):
         "missing_key": ({"source": f"s3://{bucket}/nope.mp4"}, "no such object"),
         "missing_bucket": ({"source": "s3://no-such-bucket-xyz/video.mp4"}, "does not exist"),
         "empty_object": ({"source": f"s3://{bucket}/empty.mp4"}, "empty"),
-        "not_mp4": ({"source": f"s3://{bucket}/notes.mp4"}, "not an MP4"),
-        "one_bad_in_list": ({"source": [good, f"s3://{bucket}/notes.mp4"]}, "not an MP4"),
+        # (media that cannot be decoded stops the conversation where it comes: here, before anything)
+        "not_mp4": ({"source": f"s3://{bucket}/notes.mp4"}, r"cannot be decoded \(named \.mp4 but it holds a text\)"),
+        "one_bad_in_list": ({"source": [good, f"s3://{bucket}/nope.mp4"]}, "no such object"),
         "duplicate_in_list": ({"source": [good, good]}, "more than once"),
         "bad_confidence": ({"source": good, "confidence_threshold": 0.1}, "confidence_threshold"),
         "bad_mode": ({"source": good, "mode": "loud"}, "mode"),
