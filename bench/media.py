@@ -173,6 +173,105 @@ def worker(args: argparse.Namespace) -> dict:
     }
 
 
+#: The checks before an MP4 is sent, as they were before the media registry (issue #20's baseline).
+PREVIOUS_SOURCES_REV = "1424fab"
+
+
+def _previous_inspect():
+    """``inspect_source`` of ``symbl_airflow/sources.py`` at ``PREVIOUS_SOURCES_REV`` (self-contained then)."""
+    import importlib.util
+
+    source = subprocess.run(
+        ["git", "show", f"{PREVIOUS_SOURCES_REV}:plugins/symbl_airflow/sources.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    spec = importlib.util.spec_from_loader("symbl_previous_sources", loader=None)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    exec(compile(source, "symbl_previous_sources.py", "exec"), module.__dict__)
+    return module.inspect_source
+
+
+class _CountingHook:
+    """An S3Hook stand-in whose client counts GETs (the checks' cost) and bytes fetched."""
+
+    def __init__(self, client):
+        self.client, self.aws_conn_id, self.gets, self.bytes = client, "bench", 0, 0
+
+    def get_conn(self):
+        hook = self
+
+        class Client:
+            def head_object(self, **kw):
+                return hook.client.head_object(**kw)
+
+            def get_object(self, **kw):
+                hook.gets += 1
+                obj = hook.client.get_object(**kw)
+                hook.bytes += obj["ContentLength"]
+                return obj
+
+        return Client()
+
+    def check_for_bucket(self, bucket):
+        return True
+
+
+def mp4_path(workdir: Path, repeat: int = 30, log=print) -> dict:
+    """The MP4 fast path's checks, now (media registry) vs before (``PREVIOUS_SOURCES_REV``), paired and
+    interleaved on the same objects: a 64 MiB MP4 with ``moov`` first and one with ``moov`` last."""
+    from scripts.local_stack import start_s3
+    from symbl_airflow.sources import inspect_source
+    from tests.media_samples import make_long_video
+
+    previous = _previous_inspect()
+    s3 = start_s3(workdir / "s3-mp4")
+    rows = []
+    try:
+        client = s3.client()
+        client.create_bucket(Bucket=BUCKET)
+        sample = make_long_video(workdir / "sample.mp4", 600)
+        faststart = workdir / "faststart.mp4"
+        _run(["-i", str(sample), "-c", "copy", "-movflags", "+faststart", str(faststart)])
+        pad = bytes(64 * MiB)
+        for layout, path in (("moov last", sample), ("moov first", faststart)):
+            # moov first: 64 MiB of trailing data after the file (never read); moov last: the file as written
+            key = f"{layout.replace(' ', '-')}.mp4"
+            client.put_object(Bucket=BUCKET, Key=key, Body=path.read_bytes() + (pad if layout == "moov first" else b""))
+            uri = f"s3://{BUCKET}/{key}"
+            times = {"now": [], "before": []}
+            gets = {}
+            for i in range(repeat):
+                for variant in ("now", "before") if i % 2 == 0 else ("before", "now"):
+                    hook = _CountingHook(client)
+                    check = inspect_source if variant == "now" else previous
+                    start = time.perf_counter()
+                    check(hook, uri)
+                    times[variant].append(time.perf_counter() - start)
+                    gets[variant] = (hook.gets, hook.bytes)
+            row = {
+                "layout": layout,
+                "now_ms": median(times["now"]) * 1000,
+                "before_ms": median(times["before"]) * 1000,
+                "now_gets": gets["now"][0],
+                "before_gets": gets["before"][0],
+                "now_bytes": gets["now"][1],
+                "before_bytes": gets["before"][1],
+            }
+            row["ratio"] = row["now_ms"] / row["before_ms"]
+            rows.append(row)
+            log(
+                f"  MP4 checks, {layout}: now {row['now_ms']:.1f} ms / {row['now_gets']} GETs, before"
+                f" {row['before_ms']:.1f} ms / {row['before_gets']} GETs (x{row['ratio']:.2f})"
+            )
+    finally:
+        s3.stop()
+    return {"rows": rows, "repeat": repeat, "previous_rev": PREVIOUS_SOURCES_REV}
+
+
 def run(sizes_mib: list[int], workdir: Path, repeat: int = 1, log=print) -> dict:
     from scripts.local_stack import start_s3
 
@@ -241,14 +340,44 @@ def markdown(results: dict) -> list[str]:
             f" {row['rss_peak'] / MiB:.0f} MiB | {row['ffmpeg_rss_peak'] / MiB:.0f} MiB |"
             f" {row['out_bytes'] / MiB:,.1f} MiB | {row['loadavg']:.1f} |"
         )
+    return lines + _mp4_markdown(results)
+
+
+def _mp4_markdown(results: dict) -> list[str]:
+    mp4 = results.get("mp4_path")
+    if not mp4:
+        return []
+    lines = [
+        "",
+        "The MP4 fast path's checks before sending (HEAD + ranged GETs of the box headers), now (media registry:",
+        f"content sniffing, track codecs for MP4 compatibility) vs before (`sources.py` at {mp4['previous_rev']}),",
+        f"paired and interleaved, {mp4['repeat']} runs each, median; local S3 (moto):",
+        "",
+        "| layout | now | before | now / before | GETs now | GETs before | bytes now | bytes before |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in mp4["rows"]:
+        lines.append(
+            f"| {r['layout']} | {r['now_ms']:.1f} ms | {r['before_ms']:.1f} ms | {r['ratio']:.2f} | {r['now_gets']} |"
+            f" {r['before_gets']} | {r['now_bytes']:,} | {r['before_bytes']:,} |"
+        )
     return lines
 
 
 def targets(results: dict) -> list[tuple[str, str, str, bool]]:
     rows = results.get("rows") or []
-    if not rows:
-        return []
     out = []
+    for r in (results.get("mp4_path") or {}).get("rows", []):
+        out.append(
+            (
+                "media (MP4 fast path)",
+                f"checks no slower than before ({r['layout']}): GETs <= before, time now/before <= 1.1",
+                f"{r['now_gets']} vs {r['before_gets']} GETs, x{r['ratio']:.2f}",
+                r["now_gets"] <= r["before_gets"] and r["ratio"] <= 1.1,
+            )
+        )
+    if not rows:
+        return out
     for kind in KINDS:
         mine = [r for r in rows if r["kind"] == kind]
         if not mine:
@@ -280,7 +409,9 @@ def targets(results: dict) -> list[tuple[str, str, str, bool]]:
 def bench(settings, workdir: Path) -> dict:
     """Entry for ``python -m bench`` (``BENCHMARKS``)."""
     sizes = settings.sizes_mib or ([50, 200] if settings.quick else [50, 250, 1000])
-    return run(sizes, workdir / "media", repeat=settings.repeat or (1 if settings.quick else 2))
+    results = run(sizes, workdir / "media", repeat=settings.repeat or (1 if settings.quick else 2))
+    results["mp4_path"] = mp4_path(workdir / "media-mp4", repeat=10 if settings.quick else 30)
+    return results
 
 
 def write_docs(results: dict, path: Path = ROOT / "docs" / "benchmarks.md") -> None:
@@ -311,6 +442,8 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--sizes", default="50,250,1000", help="comma-separated source sizes in MiB")
     r.add_argument("--repeat", type=int, default=2)
     r.add_argument("--no-docs", action="store_true")
+    r.add_argument("--only-mp4-path", action="store_true", help="only the MP4 checks now vs before")
+    r.add_argument("--reuse", type=Path, help="a results JSON whose conversion rows are kept")
     args = parser.parse_args(argv)
     if args.command == "worker":
         print(json.dumps(worker(args)))
@@ -318,7 +451,11 @@ def main(argv: list[str] | None = None) -> None:
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="symbl-bench-media-") as tmp:
-        results = run([int(s) for s in args.sizes.split(",")], Path(tmp), repeat=args.repeat)
+        if args.only_mp4_path:
+            results = json.loads(args.reuse.read_text()) if args.reuse else {"rows": []}
+        else:
+            results = run([int(s) for s in args.sizes.split(",")], Path(tmp), repeat=args.repeat)
+        results["mp4_path"] = mp4_path(Path(tmp), repeat=30)
     out = ROOT / "bench" / "results" / "media.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1) + "\n")
