@@ -142,6 +142,10 @@ class SymblAmbiguousSubmissionError(SymblError):
     """
 
 
+class SymblUploadAbortedError(SymblError):
+    """The caller stopped an upload before its last byte (e.g. its writer lost the lease): nothing was accepted."""
+
+
 class SymblJobWaitTimeoutError(AirflowException):
     """Symbl jobs did not finish within the wait's ``timeout`` (a later try may wait again)."""
 

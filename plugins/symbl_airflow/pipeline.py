@@ -89,6 +89,13 @@ def pipeline_params(settings: PipelineSettings) -> dict:
             description="a part sent without Symbl's answer: fail (default), or after checking Symbl, "
             "resend it (missing there) or mark_sent (present there; skip: its deprecated spelling)",
         ),
+        "lease_seconds": Param(
+            300,
+            type="integer",
+            minimum=10,
+            description="how long a crashed or paused writer holds a conversation before another run may take "
+            "over (renewed every third of it while a part uploads)",
+        ),
         "max_conversations": Param(
             settings.max_conversations,
             type="integer",
@@ -214,6 +221,7 @@ def conversation_group(settings: PipelineSettings):
             aws_conn_id=settings.aws_conn_id,
             upload_mode="{{ params.upload_mode }}",
             on_unconfirmed="{{ params.on_unconfirmed }}",
+            lease_seconds="{{ params.lease_seconds }}",
             symbl_options=symbl_options,
             poll_interval=settings.poll_interval,
             map_index_template=FOLDER_LABEL.format("task.ledger_uri.split('/')[-1 - depth:-1]"),

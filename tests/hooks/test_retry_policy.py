@@ -251,14 +251,10 @@ def test_connection_refused_bounded(monkeypatch, kind):
 # (id, script, expected type, requests that reached the server)
 UPLOADS = [
     ("201", [(201, {"conversationId": "c", "jobId": "j2"}, {})], None, 1),
-    (
-        "503 then 201: resent from a fresh source",
-        [status(503), (201, {"conversationId": "c", "jobId": "j2"}, {})],
-        None,
-        2,
-    ),
+    ("503 after the whole body: ambiguous, not resent", [status(503), (201, {}, {})], SymblAmbiguousSubmissionError, 1),
+    ("504 after the whole body: ambiguous, not resent", [status(504), (201, {}, {})], SymblAmbiguousSubmissionError, 1),
     ("429 then 201", [status(429, retry_after="0"), (201, {"conversationId": "c", "jobId": "j2"}, {})], None, 2),
-    ("500 on an upload is not retried", [status(500), (201, {}, {})], SymblServerError, 1),
+    ("500 on an upload is not retried", [status(500), (201, {}, {})], SymblAmbiguousSubmissionError, 1),
     ("no answer after the whole body: ambiguous", [DROP, (201, {}, {})], SymblAmbiguousSubmissionError, 1),
     ("2xx without ids: ambiguous", [(201, {"oops": 1}, {})], SymblAmbiguousSubmissionError, 1),
 ]

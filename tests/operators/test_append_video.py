@@ -89,11 +89,12 @@ def test_transcript_follows_task_order(clean_sandbox, run_dag, parts):
 
 
 def test_list_resumes_after_failure_without_resending(clean_sandbox, run_dag, parts):
-    """Part 2 is refused once (HTTP 500); the task retry resumes at part 2 and never resends part 1."""
+    """Part 2 is refused once (HTTP 400: definitely not processed); the task retry resumes at part 2 and never
+    resends part 1. (A 500 after the whole body is ambiguous since issue 22: see test_lease_fence.py.)"""
     from symbl_airflow import SymblAppendVideoOperator
 
     uris, datas = parts
-    clean_sandbox.fault(match={"method": "PUT", "path": "/v1/process/video/*"}, action="status", status=500, times=1)
+    clean_sandbox.fault(match={"method": "PUT", "path": "/v1/process/video/*"}, action="status", status=400, times=1)
     with make_dag("test_append") as dag:
         op = SymblAppendVideoOperator(task_id="all", source=uris, retries=1)
         op >> collector("resume")(op.output)
@@ -187,7 +188,7 @@ def test_bad_on_unconfirmed_value_is_rejected(clean_sandbox, parts):
     assert clean_sandbox.ledger() == []
 
 
-@pytest.mark.parametrize("status", [429, 503])
+@pytest.mark.parametrize("status", [429])  # 503 after the whole body is ambiguous (issue 22): test_lease_fence.py
 def test_refusals_are_retried_without_duplicates(clean_sandbox, run_dag, parts, status):
     from symbl_airflow import SymblAppendVideoOperator
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 
 import pytest
@@ -17,6 +18,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from symbl_airflow.appends import ledger as L
 from symbl_airflow.appends import plan as P
+from symbl_airflow.appends.lease import LeaseKeeper
 from symbl_airflow.appends.run import RESUME_METHOD_NAME, AppendRun, Checked, Deferral, Settings
 from symbl_airflow.appends.stores import LedgerConflict, LedgerStore
 from symbl_airflow.errors import (
@@ -24,8 +26,10 @@ from symbl_airflow.errors import (
     SymblJobWaitTimeoutError,
     SymblNotFoundError,
     SymblServerError,
+    SymblUploadAbortedError,
 )
 from symbl_airflow.hooks import SymblJob, SymblSubmission
+from symbl_airflow.hooks.upload import UploadAborted, UploadBody
 
 pytestmark = pytest.mark.unit
 
@@ -85,8 +89,17 @@ class FakeHook:
             raise SymblJobWaitTimeoutError(f"{describe_jobs} did not finish within {timeout:g}s", pending=job_ids)
         return {j: self.jobs[j] for j in job_ids}
 
-    def submit_media(self, endpoint, open_body, length, *, conversation_id=None, content_type=None, **_):
-        body = open_body().read()
+    during: object = None  # called while the body is on its way (another writer acts meanwhile)
+
+    def submit_media(self, endpoint, open_body, length, *, conversation_id=None, content_type=None, guard=None, **_):
+        if self.during is not None:
+            self.during()
+        try:  # the real body, in 4-byte chunks: the guard runs before each, as on the wire
+            body = b"".join(UploadBody(open_body, length, chunk_size=4, guard=guard))
+        except UploadAborted as exc:
+            raise SymblUploadAbortedError(
+                f"upload aborted: {exc}", method="PUT", endpoint="/v1/process/video"
+            ) from None
         assert len(body) == length
         self.calls.append(("PUT" if conversation_id else "POST", endpoint, content_type, body))
         answer = self.answers.pop(0) if self.answers else "ok"
@@ -115,7 +128,7 @@ def checked(n: int) -> Checked:
     return Checked(URI(n), f"e{n}", 10 + n, media_seconds=30.0)
 
 
-def make_run(store, hook, *, n: int = 3, writer=ME, **settings) -> AppendRun:
+def make_run(store, hook, *, n: int = 3, writer=ME, sender_state=None, **settings) -> AppendRun:
     objects = {URI(i): bytes([i]) * (10 + i) for i in range(1, n + 1)}
     run = AppendRun(
         hook=hook,
@@ -126,6 +139,7 @@ def make_run(store, hook, *, n: int = 3, writer=ME, **settings) -> AppendRun:
         checked=[checked(i) for i in range(1, n + 1)],
         settings=Settings(**{"lease_seconds": 60.0, **settings}),
         log=LOG,
+        sender_state=sender_state or (lambda sender: None),
     )
     run.load()
     return run
@@ -357,3 +371,142 @@ def test_checked_sources_survive_a_deferral_and_read_0_2_kwargs():
     c = Checked(URI(1), "e1", 11, 30.0)
     assert Checked.from_dict(json.loads(json.dumps(c.to_dict()))) == c
     assert Checked.from_dict({"uri": URI(1), "etag": "e1", "size": 11, "media_seconds": 30.0}) == c
+
+
+# ---------------------------------------------------------------------------------------------- the lease as a fence
+def later(seconds: float):
+    return lambda: time.time() + seconds
+
+
+def test_the_keeper_fences_on_its_own_clock():
+    store = MemoryStore()
+    store.seed(L.acquire(ME, 60))
+    now = [1000.0]
+    keeper = LeaseKeeper(store, ME, 60, LOG, clock=lambda: now[0])
+    keeper.check()  # fresh
+    now[0] += 55  # a pause longer than the lease minus its safety margin (6 s): no renewal landed
+    with pytest.raises(L.LeaseLost, match="ran out on this writer's clock"):
+        keeper.check()
+    keeper.renew_once()  # a renewal under this writer's token proves nobody took over
+    keeper.check()
+    store.update(L.acquire(OTHER, 60, now=later(120)))  # expired for the other writer's clock: taken over
+    keeper.renew_once()
+    with pytest.raises(L.LeaseLost, match="no longer held"):
+        keeper.check()
+
+
+def test_a_writer_that_lost_its_lease_sends_no_further_byte():
+    store, hook = MemoryStore(), FakeHook()
+    run = make_run(store, hook)
+
+    def taken_over():  # this writer paused past its lease; another writer took the conversation
+        store.update(L.acquire(OTHER, 60, now=later(120)))
+
+    hook.during = taken_over
+    action = run.plan()
+    keeper_check = []
+    real = LeaseKeeper.check
+
+    def check(self):  # the renewal thread has not run in this short test: renew now, as it would
+        self.renew_once()
+        keeper_check.append(1)
+        real(self)
+
+    LeaseKeeper.check = check
+    try:
+        with pytest.raises(AirflowException, match="lost the conversation's lease while uploading") as err:
+            run.step(action)
+    finally:
+        LeaseKeeper.check = real
+    assert not isinstance(err.value, AirflowFailException)  # a retry waits for the lease
+    assert hook.sent() == [] and keeper_check == [1]  # aborted before the first chunk
+    assert store.states() == {}  # the intent went: the body was cut short, Symbl has nothing
+    assert store.load().lease.token == "other"
+
+
+def test_an_acceptance_for_an_intent_no_longer_owned_is_an_orphan_that_stops():
+    store, hook = MemoryStore(), FakeHook()
+    store.seed(appended(1))
+    hook.jobs["job1"] = "completed"
+    run = make_run(store, hook)
+
+    def settled_meanwhile():  # the other writer took over and resent part 2 while ours was in flight
+        store.update(
+            L.acquire(OTHER, 60, now=later(120)),
+            L.resolve_unconfirmed(OTHER, URI(2), "resend"),
+            L.intent(OTHER, URI(2), "e2", 12),
+            L.accepted(OTHER, URI(2), "conv", "theirs"),
+        )
+
+    hook.during = settled_meanwhile
+    with pytest.raises(AirflowFailException) as err:
+        run.step(run.plan())
+    message = str(err.value)
+    assert URI(2) in message and "twice" in message and "accept-duplicate" in message and "restart" in message
+    book = store.load()
+    assert book.stopped["reason"] == "duplicate" and book.stopped["job_id"] == "job1"
+    assert [(o["part"], o["job_id"], o["writer"]) for o in book.orphans] == [(URI(2), "job1", ME.label)]
+    assert book.part(URI(2)).job_id == "theirs"  # the other writer's record stands
+    # every later run is stopped with the same words, until a person decides
+    plan = P.plan_appends(book, [P.Source(URI(3), "e3", 13)], writer=OTHER, now=time.time(), symbl=SYMBL)
+    assert isinstance(plan.action, P.Refuse) and "accept-duplicate" in plan.action.message
+    store.update(L.accept_duplicate(None, "job1"))
+    assert store.load().stopped is None and store.load().orphans[0]["accepted"] is True
+
+
+@pytest.mark.parametrize("how", ["deleted", "restarted"])
+def test_a_ledger_that_vanishes_or_changes_conversation_stops_the_writer_that_read_it(how):
+    store, hook = MemoryStore(), FakeHook()
+    run = make_run(store, hook, strict_order=False)
+    run.step(run.plan())  # part 1 sent: conversation "conv"
+    if how == "deleted":
+        store.raw = None
+    else:
+
+        def restart(book):  # what the CLI's restart writes
+            book.conversation_id, book.parts, book.lease, book.start_from = None, [], None, URI(1)
+
+        store.update(restart)
+    with pytest.raises(AirflowFailException, match="disappeared|was replaced or restarted"):
+        run.load()
+    with pytest.raises(AirflowFailException):
+        run.step(P.Send(P.Source(URI(2), "e2", 12), "conv", 1))
+    assert len(hook.sent()) == 1  # part 1 only; no second conversation, no resend
+    # a new run (nothing seen) starts over from the ledger as it is now
+    fresh = make_run(store, FakeHook(), writer=OTHER, strict_order=False)
+    assert isinstance(fresh.plan(), P.Send)
+
+
+def test_resend_refuses_while_the_first_writer_still_runs():
+    store, hook = MemoryStore(), FakeHook()
+    store.seed(*intent(1), L.release(OTHER))
+    run = make_run(store, hook, on_unconfirmed="resend", sender_state=lambda sender: "running")
+    with pytest.raises(AirflowFailException, match="still running in Airflow"):
+        run.step(run.plan())
+    assert store.states() == {URI(1): "sending"}
+    ended = make_run(store, hook, on_unconfirmed="resend", sender_state=lambda sender: "failed")
+    ended.step(ended.plan())
+    assert store.states() == {}
+
+
+def test_an_unknown_conversation_fails_once_naming_the_ledger_and_the_fix():
+    store = MemoryStore()
+    store.seed(appended(1))
+    hook = FakeHook(jobs={"job1": "completed"}, answers=[SymblNotFoundError("no such conversation", status=404)])
+    run = make_run(store, hook)
+    with pytest.raises(AirflowFailException) as err:
+        run.step(run.plan())
+    assert "Symbl does not know conversation conv" in str(err.value) and store.uri in str(err.value)
+    assert "restart" in str(err.value) and store.states() == {URI(1): "completed"}
+
+
+def test_the_unconfirmed_message_says_when_to_check_and_who_may_still_be_alive():
+    store, hook = MemoryStore(), FakeHook()
+    run = make_run(store, hook)
+    hook.answers = [SymblAmbiguousSubmissionError("HTTP 504 after the whole body", status=504)]
+    with pytest.raises(AirflowFailException) as err:
+        run.step(run.plan())
+    message = str(err.value)
+    assert "Check after" in message and "30 s of media" in message and "still runs is not in" in message
+    assert "may still be alive (host w1, try 1" in message
+    assert store.states() == {URI(1): "sending"}  # never withdrawn, never resent blindly

@@ -14,7 +14,10 @@ from symbl_airflow import plan as P
 pytestmark = pytest.mark.unit
 
 NOW = 1_700_000_000.0
-ME = L.Writer(dag_id="d", run_id="r2", task_id="append", map_index=0, try_number=1, hostname="w1", token="me")
+#: ``inherits``: the earlier try's token, as this task instance's task state keeps it (the proof of inheritance)
+ME = L.Writer(
+    dag_id="d", run_id="r2", task_id="append", map_index=0, try_number=1, hostname="w1", token="me", inherits=("dead",)
+)
 OTHER = L.Writer(dag_id="d", run_id="r1", task_id="append", map_index=0, try_number=1, hostname="w2", token="other")
 MY_EARLIER_TRY = L.Writer(dag_id="d", run_id="r2", task_id="append", map_index=0, try_number=0, token="dead")
 SYMBL = {"host": "https://api.symbl.ai", "app_id": "app"}
@@ -231,6 +234,13 @@ ROWS = {
         [src(2)],
         {},
         P.Send(src(2), "conv", 0),
+        {},
+    ),
+    "same task names, no proof (another deployment's try, same run id): wait, never inherit": (
+        ledger(part(1, C), lease=lease(L.Writer(**{**MY_EARLIER_TRY.to_dict(), "token": "twin"}), NOW + 300)),
+        [src(2)],
+        {},
+        P.WaitForLease("d/r2/append[0] try 0 on ", NOW + 300),
         {},
     ),
     "live lease but nothing to send: done, no wait": (

@@ -9,6 +9,8 @@ ledger, with the same conditional writes the operator uses, so every later run f
   (``--sent``: the older spelling);
 - ``leave-out URI --part P``: a failed part stays out on purpose (a hole you accept); later parts may
   follow (``skip``: the deprecated name of this command);
+- ``accept-duplicate URI --job-id J``: a writer whose lease had run out still got a part accepted (the
+  conversation may hold it twice) and the conversation stopped: keep it as it is and go on;
 - ``restart URI --from P``: start a new Symbl conversation from part P on; the old ledger is copied
   next to it as ``_symbl.<conversation id>.json``.
 
@@ -66,7 +68,14 @@ def show(args) -> int:
     if ledger.start_from:
         print(f"start from    {ledger.start_from}")
     if ledger.stopped:
-        print(f"STOPPED       job {ledger.stopped.get('job_id')} of {ledger.stopped.get('part')} failed")
+        why = "was accepted twice (duplicate)" if ledger.stopped.get("reason") == "duplicate" else "failed"
+        print(f"STOPPED       job {ledger.stopped.get('job_id')} of {ledger.stopped.get('part')} {why}")
+    for orphan in ledger.orphans:
+        kept = " (kept on purpose)" if orphan.get("accepted") else ""
+        print(
+            f"  duplicate     job {orphan.get('job_id')} of {orphan.get('part')} in conversation "
+            f"{orphan.get('conversation_id')} by {orphan.get('writer')}{kept}"
+        )
     for part in ledger.parts:
         print(f"  {part.seq:>3} {part.state:<9} {part.job_id or '-':<38} {part.uri}")
     for uri in sorted(ledger.late):
@@ -91,6 +100,13 @@ def leave_out(args) -> int:
     store, ledger = _open_for_edit(args)
     store.update(L.skip_failed(_writer(), args.part), ledger=ledger)
     print(f"{args.part}: left out on purpose; later parts will be appended after it")
+    return 0
+
+
+def accept_duplicate(args) -> int:
+    store, ledger = _open_for_edit(args)
+    store.update(L.accept_duplicate(_writer(), args.job_id), ledger=ledger)
+    print(f"job {args.job_id}: the duplicate stays in Symbl on purpose; later parts will be appended")
     return 0
 
 
@@ -151,6 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--conversation-id")
     edit("leave-out", "leave a failed part out on purpose (accept the hole)", leave_out)
     edit("skip", "deprecated name of leave-out", leave_out)
+    p = sub.add_parser("accept-duplicate", help="keep a conversation that holds a part twice and go on")
+    p.add_argument("ledger")
+    p.add_argument("--job-id", required=True, help="the duplicate's job id (the stop message names it)")
+    p.add_argument("--force", action="store_true", help="even while its lease is held")
+    p.set_defaults(func=accept_duplicate)
     p = sub.add_parser("restart", help="start a new conversation from a given part")
     p.add_argument("ledger")
     p.add_argument("--from", dest="from_part", required=True, help="the first part of the new conversation")

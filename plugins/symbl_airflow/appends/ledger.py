@@ -68,6 +68,10 @@ class LeaseLost(RuntimeError):
     """This writer's lease was taken over (it expired): it must stop sending."""
 
 
+class LedgerReplaced(LedgerError):
+    """The ledger this writer had read vanished or now names another conversation: it must stop."""
+
+
 def _iso(epoch: float | None) -> str | None:
     if epoch is None:
         return None
@@ -87,10 +91,12 @@ def _epoch(value: Any) -> float | None:
 # ---------------------------------------------------------------------------------------------- identity
 @dataclass(frozen=True)
 class Writer:
-    """Who is writing: the task instance (and try) plus a random token per acquisition.
+    """Who is writing: the task instance (and try) plus a random token per try.
 
-    The token tells two deployments with identical DAG/run/task ids apart; the task identity lets a
-    later try of the same task instance take over what its dead predecessor held.
+    The token tells two deployments with identical DAG/run/task ids apart. ``inherits``: the tokens of
+    this task instance's earlier tries, as kept in its own ``task_state_store``; a lease held under one
+    of them is taken over at once (Airflow runs one try at a time). Equal names prove nothing: two
+    deployments running the same DAG share ``scheduled__...`` run ids, never a task state store.
     """
 
     dag_id: str = ""
@@ -100,9 +106,10 @@ class Writer:
     try_number: int = 0
     hostname: str = ""
     token: str = field(default_factory=lambda: secrets.token_hex(8))
+    inherits: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
-    def from_context(cls, context: Any, token: str | None = None) -> Writer:
+    def from_context(cls, context: Any, token: str | None = None, inherits: tuple[str, ...] = ()) -> Writer:
         ti = context.get("ti") if hasattr(context, "get") else None
         kwargs = {
             "dag_id": str(getattr(ti, "dag_id", "") or ""),
@@ -114,7 +121,7 @@ class Writer:
         }
         if token:
             kwargs["token"] = token
-        return cls(**kwargs)
+        return cls(**kwargs, inherits=tuple(inherits))
 
     @property
     def task_key(self) -> tuple:
@@ -126,7 +133,10 @@ class Writer:
         return f"{self.dag_id}/{self.run_id}/{self.task_id}{index} try {self.try_number} on {self.hostname}"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """What the ledger records of a sender (the inherited tokens stay in the task state)."""
+        data = asdict(self)
+        data.pop("inherits")
+        return data
 
     @classmethod
     def from_dict(cls, data: dict | None) -> Writer:
@@ -148,8 +158,8 @@ class Lease:
         return self.token == writer.token
 
     def inherited_by(self, writer: Writer) -> bool:
-        """A later try of the same task instance: its predecessor is gone (Airflow runs one try at a time)."""
-        return tuple(self.task) == writer.task_key and self.try_number < writer.try_number
+        """Held by an earlier try of ``writer``'s task instance, proven by its token (see ``Writer``)."""
+        return bool(self.token) and self.token in writer.inherits
 
     def to_dict(self) -> dict:
         return {
@@ -241,6 +251,8 @@ class Ledger:
     late: dict[str, str] = field(default_factory=dict)
     start_from: str | None = None
     history: list[dict] = field(default_factory=list)
+    #: acceptances Symbl gave to a writer that no longer owned the part's intent: duplicates in Symbl
+    orphans: list[dict] = field(default_factory=list)
     etag: str | None = None
     exists: bool = False
     upgraded_from: int | None = None
@@ -262,20 +274,25 @@ class Ledger:
         return self.start_from is None or uri >= self.start_from
 
     # -- serialising
+    def content(self) -> dict:
+        """What is stored, but the write time: equal contents need no write."""
+        return {
+            "version": LEDGER_VERSION,
+            "symbl": self.symbl,
+            "conversation_id": self.conversation_id,
+            "lease": self.lease.to_dict() if self.lease else None,
+            "stopped": self.stopped,
+            "start_from": self.start_from,
+            "parts": [p.to_dict() for p in self.parts],
+            "late": [{"uri": uri, "etag": etag} for uri, etag in sorted(self.late.items())],
+            "history": self.history[-50:],
+            **({"orphans": self.orphans} if self.orphans else {}),
+        }
+
     def to_json(self) -> str:
+        content = self.content()
         return json.dumps(
-            {
-                "version": LEDGER_VERSION,
-                "symbl": self.symbl,
-                "conversation_id": self.conversation_id,
-                "updated_at": _iso(time.time()),
-                "lease": self.lease.to_dict() if self.lease else None,
-                "stopped": self.stopped,
-                "start_from": self.start_from,
-                "parts": [p.to_dict() for p in self.parts],
-                "late": [{"uri": uri, "etag": etag} for uri, etag in sorted(self.late.items())],
-                "history": self.history[-50:],
-            },
+            {**dict(list(content.items())[:3]), "updated_at": _iso(time.time()), **dict(list(content.items())[3:])},
             indent=2,
         )
 
@@ -312,6 +329,7 @@ class Ledger:
             late=late,
             start_from=data.get("start_from"),
             history=list(data.get("history") or []),
+            orphans=list(data.get("orphans") or []),
             etag=etag,
             exists=True,
             upgraded_from=version if version < LEDGER_VERSION else None,
@@ -510,6 +528,76 @@ def skip_failed(writer: Writer | None, uri: str) -> Callable[[Ledger], None]:
         if ledger.stopped and ledger.stopped.get("part") == uri:
             ledger.stopped = None
         ledger.note("part skipped on purpose", writer, part=uri)
+
+    return apply
+
+
+def expect_same(conversation_id: str | None, existed: bool) -> Callable[[Ledger], None]:
+    """Refuse to write over a ledger that vanished, or that now names another conversation, since it was read.
+
+    A writer that had seen conversation C must never go on under a ledger that was deleted, moved
+    aside or restarted meanwhile: it would open a second conversation, or append to one it never
+    checked. Only a new run starts over (it has seen nothing).
+    """
+
+    def apply(ledger: Ledger) -> None:
+        if existed and not ledger.exists:
+            raise LedgerReplaced(messages.ledger_vanished(ledger.uri, conversation_id))
+        if conversation_id and ledger.conversation_id != conversation_id:
+            raise LedgerReplaced(messages.ledger_replaced(ledger.uri, conversation_id, ledger.conversation_id))
+
+    return apply
+
+
+def accepted_or_orphan(
+    writer: Writer, uri: str, conversation_id: str, job_id: str, now=time.time
+) -> Callable[[Ledger], None]:
+    """Symbl's acceptance, recorded either way: on this writer's intent, or as an *orphan* that stops the
+    conversation (a duplicate in Symbl: the intent had been taken over, settled or withdrawn meanwhile)."""
+    regular = accepted(writer, uri, conversation_id, job_id, now)
+
+    def apply(ledger: Ledger) -> None:
+        part = ledger.part(uri)
+        ours = part is not None and part.state == SENDING and part.sender.get("token") == writer.token
+        if ours and (not ledger.conversation_id or ledger.conversation_id == conversation_id):
+            regular(ledger)
+            return
+        orphan = {
+            "part": uri,
+            "job_id": job_id,
+            "conversation_id": conversation_id,
+            "writer": writer.label,
+            "at": _iso(now()),
+            "ledger_part_state": part.state if part else None,
+        }
+        if not ledger.exists:
+            raise LedgerReplaced(messages.ledger_vanished(ledger.uri, conversation_id, orphan=orphan))
+        ledger.orphans.append(orphan)
+        elsewhere = ledger.conversation_id and ledger.conversation_id != conversation_id
+        if not ledger.stopped and not elsewhere:  # in another conversation it is no duplicate of this one
+            ledger.stopped = {"reason": "duplicate", "part": uri, "job_id": job_id, "at": orphan["at"]}
+        ledger.note(
+            "stopped: an acceptance arrived for an intent this writer no longer owned",
+            writer,
+            part=uri,
+            job_id=job_id,
+            conversation_id=conversation_id,
+        )
+
+    return apply
+
+
+def accept_duplicate(writer: Writer | None, job_id: str) -> Callable[[Ledger], None]:
+    """A person keeps the conversation with its duplicate: the stop it caused is lifted (the record stays)."""
+
+    def apply(ledger: Ledger) -> None:
+        orphan = next((o for o in ledger.orphans if o.get("job_id") == job_id), None)
+        if orphan is None:
+            raise LedgerError(f"{ledger.uri} records no duplicate acceptance with job {job_id}")
+        orphan["accepted"] = True
+        if ledger.stopped and ledger.stopped.get("reason") == "duplicate" and ledger.stopped.get("job_id") == job_id:
+            ledger.stopped = None
+        ledger.note("duplicate accepted on purpose", writer, job_id=job_id, part=orphan.get("part"))
 
     return apply
 

@@ -69,7 +69,9 @@ def conversation_id_unknown(ledger_uri: str, uri: str) -> str:
     )
 
 
-def unconfirmed(ledger: Ledger, part: Part, how_to_resolve: str = "", *, cli: bool = True) -> str:
+def unconfirmed(
+    ledger: Ledger, part: Part, how_to_resolve: str = "", *, cli: bool = True, rate: float | None = None
+) -> str:
     sender = part.sender or {}
     who = (
         f"{sender.get('dag_id')}/{sender.get('run_id')}/{sender.get('task_id')} try {sender.get('try_number')} "
@@ -85,7 +87,8 @@ def unconfirmed(ledger: Ledger, part: Part, how_to_resolve: str = "", *, cli: bo
     text = (
         f"{part.uri} was sent to Symbl by {who} but Symbl's answer never arrived, so it may or may not have been "
         f"appended to conversation {conversation}. Nothing more is sent to this conversation until that is "
-        f"settled. Check the conversation's messages in Symbl (GET /v1/conversations/<id>/messages); then {how}"
+        f"settled. {when_to_check(part, rate)}{writer_may_be_alive(ledger, part)}Check the conversation's "
+        f"messages in Symbl (GET /v1/conversations/<id>/messages); then {how}"
     )
     if not cli:
         return text + "."
@@ -95,8 +98,115 @@ def unconfirmed(ledger: Ledger, part: Part, how_to_resolve: str = "", *, cli: bo
     )
 
 
+#: Seconds of Symbl work per media second assumed for "when to check" when nothing was learned (generous:
+#: checking too early is what leads to a wrong ``resend``).
+CHECK_RATE_FLOOR = 0.5
+#: Added to every "check after" time: queueing in Symbl, clocks.
+CHECK_MARGIN_SECONDS = 120.0
+
+
+def check_after(part: Part, rate: float | None = None) -> float | None:
+    """When the part's job, had Symbl accepted it, would surely be done (epoch seconds), if it can be said."""
+    if not part.sent_at:
+        return None
+    seconds = part.media_seconds or 0.0
+    return part.sent_at + seconds * max(rate or 0.0, CHECK_RATE_FLOOR) + CHECK_MARGIN_SECONDS
+
+
+def when_to_check(part: Part, rate: float | None = None) -> str:
+    at = check_after(part, rate)
+    if at is None:
+        return ""
+    length = f"{part.media_seconds:.0f} s of media" if part.media_seconds else "unknown media length"
+    return (
+        f"Check after {_iso(at)} ({length}): a part whose Symbl job still runs is not in the conversation's "
+        "messages yet, so an earlier look would wrongly say it is missing. "
+    )
+
+
+def writer_may_be_alive(ledger: Ledger, part: Part) -> str:
+    sender = part.sender or {}
+    lease = ledger.lease
+    if lease is not None and lease.token == sender.get("token"):
+        held = "still held" if lease.expires_at > time.time() else "expired"
+        lease_text = f"its lease {held} until {_iso(lease.expires_at)}"
+    else:
+        lease_text = "its lease already released or taken over"
+    return (
+        f"The writer that sent it may still be alive (host {sender.get('hostname') or '?'}, try "
+        f"{sender.get('try_number', '?')}, {lease_text}): a paused worker can still deliver it; if that task is "
+        "still running, wait for it to end first. "
+    )
+
+
+def resend_while_sender_runs(part: Part, state: str) -> str:
+    sender = part.sender or {}
+    return (
+        f"on_unconfirmed='resend' refused for {part.uri}: the task instance that sent it "
+        f"({sender.get('dag_id')}/{sender.get('run_id')}/{sender.get('task_id')}, try {sender.get('try_number')} "
+        f"on {sender.get('hostname')}) is still {state} in Airflow, so its upload may still be delivered and a "
+        "resend would append the part twice. Wait until that task instance has ended (or mark it failed), then "
+        "run again."
+    )
+
+
+def duplicate(ledger: Ledger, orphan: dict) -> str:
+    return (
+        f"Symbl accepted {orphan.get('part')} (job {orphan.get('job_id')}, conversation "
+        f"{orphan.get('conversation_id')}) from {orphan.get('writer')}, a writer that no longer owned that part's "
+        "send (its lease had run out and the part was settled or sent by another run): the conversation may "
+        f"now hold this part twice. Conversation {ledger.conversation_id} is stopped; nothing more is appended to "
+        f"it. Either start a clean conversation ({LEDGER_CLI} restart {ledger.uri} --from <s3 uri of its first "
+        f"part>), or keep it as it is, duplicate included ({LEDGER_CLI} accept-duplicate {ledger.uri} --job-id "
+        f"{orphan.get('job_id')})."
+    )
+
+
+def ledger_vanished(ledger_uri: str, conversation_id: str | None, orphan: dict | None = None) -> str:
+    accepted = (
+        f" Symbl had just accepted {orphan['part']} (job {orphan['job_id']}) into conversation "
+        f"{orphan['conversation_id']}; no ledger records it."
+        if orphan
+        else ""
+    )
+    return (
+        f"the conversation ledger {ledger_uri} disappeared while this task was appending to conversation "
+        f"{conversation_id or '(being created)'}: this task stops rather than start a second conversation for "
+        f"the same videos.{accepted} If the ledger was moved aside on purpose, trigger a NEW run (it starts a new "
+        "conversation); otherwise restore the ledger (S3 versioning keeps the old one) and clear this task."
+    )
+
+
+def ledger_replaced(ledger_uri: str, seen: str | None, now: str | None) -> str:
+    return (
+        f"the conversation ledger {ledger_uri} belonged to conversation {seen} when this task read it, and now "
+        f"belongs to {now or 'no conversation yet (restarted)'}: it was replaced or restarted while this task ran. "
+        "This task stops; a NEW run follows the new ledger."
+    )
+
+
+def lease_lost_mid_upload(uri: str, reason: str, holder: str | None) -> str:
+    return (
+        f"{uri}: this writer lost the conversation's lease while uploading ({reason}); the upload was aborted "
+        "before its last byte, and Symbl never accepts a body cut short, so the part was not appended here"
+        + (f". {holder} holds the conversation now." if holder else ".")
+    )
+
+
+def unknown_conversation(conversation_id: str, ledger_uri: str, conn_id: str) -> str:
+    return (
+        f"Symbl does not know conversation {conversation_id}, which the conversation ledger {ledger_uri} names "
+        f"(HTTP 404 on appending): it was deleted, or the ledger was written for another Symbl account than "
+        f"{conn_id!r}'s. Nothing was appended; a retry cannot change it. Point {conn_id!r} at the account that "
+        f"wrote the ledger, or start a new conversation for these videos: {LEDGER_CLI} restart {ledger_uri} "
+        "--from <s3 uri of the first part to send> (or move the ledger aside)."
+    )
+
+
 def stopped(ledger: Ledger, pending_uris: list[str]) -> str:
     info = ledger.stopped or {}
+    if info.get("reason") == "duplicate":
+        return duplicate(ledger, next((o for o in ledger.orphans if o.get("job_id") == info.get("job_id")), info))
     waiting = f" ({len(pending_uris)} later part(s) not sent: {', '.join(pending_uris[:3])}" + (
         ", ...)" if len(pending_uris) > 3 else ")"
     )
@@ -120,6 +230,10 @@ def stopped(ledger: Ledger, pending_uris: list[str]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- the run
+def not_accepted(index: int, total: int, uri: str, cause: BaseException) -> str:
+    return f"part {index + 1}/{total} {uri} was not accepted by Symbl: {cause}. Later parts were not sent."
+
+
 def lease_busy(ledger_uri: str, owner: str, expires_at: float) -> str:
     return (
         f"conversation ledger {ledger_uri} is held by {owner} until {_iso(expires_at)}: another run or "

@@ -35,6 +35,7 @@ from symbl_airflow.errors import (
     SymblNotFoundError,
     SymblPartRefusedError,
     SymblPartUnconfirmedError,
+    SymblUploadAbortedError,
 )
 from symbl_airflow.media import MediaSourceError, Segment, segment_uri
 from symbl_airflow.media.errors import UndecodableMediaError
@@ -51,8 +52,12 @@ if TYPE_CHECKING:
 RESUME_METHOD_NAME = "resume_append"
 #: Longest single deferral while another writer holds the conversation (then the ledger is re-read).
 LEASE_RECHECK_SECONDS = 30.0
-#: Where a writer's lease token waits out a deferral (``dags test`` does not return defer kwargs).
+#: Where a writer's lease token waits out a deferral (``dags test`` does not return defer kwargs), with the
+#: tokens of this task instance's earlier tries (the proof that inherits their lease) and the conversation
+#: it saw in the ledger.
 TOKEN_KEY = "symbl_writer_token"
+#: Task instance states in which a sender may still be uploading.
+LIVE_TASK_STATES = ("running", "deferred", "queued", "scheduled", "restarting", "up_for_reschedule")
 
 
 @dataclass(frozen=True)
@@ -200,6 +205,12 @@ class AppendRun:
     current: P.Plan | None = None
     #: parts sent by this execution, in order
     sent: list[str] = field(default_factory=list)
+    #: the conversation this task instance saw in the ledger (None: none yet), and whether the ledger existed;
+    #: a ledger that vanishes or changes conversation under it stops it (``L.expect_same``)
+    seen_conversation: str | None = None
+    seen_exists: bool = False
+    #: the Airflow state of a sender's task instance (``part.sender``), where this deployment can tell
+    sender_state: Callable[[dict], str | None] = lambda sender: None
     _warned_new_conversation: bool = False
 
     # ---------------------------------------------------------------- state
@@ -215,9 +226,12 @@ class AppendRun:
 
     def load(self) -> L.Ledger:
         try:
-            self.ledger = self.store.load()
+            ledger = self.store.load()
+            if self.store.shared:
+                L.expect_same(self.seen_conversation, self.seen_exists)(ledger)
         except L.LedgerError as exc:
             raise AirflowFailException(str(exc)) from None
+        self._saw(ledger)
         if self.ledger.upgraded_from:
             self.log.info(
                 "Ledger %s is version %s; it is upgraded to version 2 on the next write",
@@ -227,8 +241,20 @@ class AppendRun:
         return self.ledger
 
     def update(self, *mutations) -> L.Ledger:
-        self.ledger = self.store.update(*mutations, ledger=self.ledger)
-        return self.ledger
+        """Apply ``mutations`` (re-read and re-applied on a conflict), never over a replaced ledger."""
+        if self.store.shared:
+            mutations = (L.expect_same(self.seen_conversation, self.seen_exists), *mutations)
+        try:
+            ledger = self.store.update(*mutations, ledger=self.ledger)
+        except L.LedgerReplaced as exc:
+            raise AirflowFailException(str(exc)) from None
+        self._saw(ledger)
+        return ledger
+
+    def _saw(self, ledger: L.Ledger) -> None:
+        self.ledger = ledger
+        self.seen_exists = self.seen_exists or ledger.exists
+        self.seen_conversation = ledger.conversation_id or self.seen_conversation
 
     def job_done(self, uri: str | None, job_id: str, status: str) -> None:
         """Record a job's outcome that a wait (deferred or not) saw."""
@@ -295,6 +321,15 @@ class AppendRun:
         return CONTINUE
 
     def settle(self, action: P.Settle) -> Outcome:
+        if action.resolution == "resend":
+            part = self.ledger.part(action.uri)
+            sender = part.sender if part else {}
+            same_task = tuple(sender.get(k) for k in ("dag_id", "run_id", "task_id", "map_index")) == (
+                self.writer.task_key
+            )
+            state = None if same_task else self.sender_state(sender)
+            if state in LIVE_TASK_STATES:
+                raise AirflowFailException(messages.resend_while_sender_runs(part, state))
         self.update(
             L.bind_symbl(self.identity),
             L.acquire(self.writer, self.settings.lease_seconds),
@@ -397,7 +432,13 @@ class AppendRun:
                 else nullcontext()
             )
             with keeper:
-                submission = self._submit(action, checked, segment)
+                submission = self._submit(action, checked, segment, guard=getattr(keeper, "check", None))
+        except SymblUploadAbortedError as exc:
+            # a body cut short is never accepted: the intent can go, whoever holds the lease now
+            self.store.update(L.withdraw(self.writer, uri))
+            lease = self.store.load().lease
+            holder = lease.owner if lease and not lease.held_by(self.writer) else None
+            raise AirflowException(messages.lease_lost_mid_upload(uri, exc.message, holder)) from None
         except SymblPartRefusedError as exc:
             if isinstance(exc.__cause__, UNDECODABLE):  # found while converting or cutting it
                 self._stop_undecodable(uri, getattr(exc.__cause__, "reason", None) or str(exc.__cause__))
@@ -407,16 +448,28 @@ class AppendRun:
             raise
         except SymblPartUnconfirmedError as exc:
             cause = exc.__cause__
-            detail = (
-                f" [{getattr(cause, 'method', '')} {getattr(cause, 'endpoint', '')}: no answer after the body was sent]"
-            )
-            message = _unconfirmed_text(self.store.load(), uri, self.store) + detail
+            status = getattr(cause, "status", None)
+            what = f"HTTP {status} after the whole body was sent" if status else "no answer after the body was sent"
+            detail = f" [{getattr(cause, 'method', '')} {getattr(cause, 'endpoint', '')}: {what}]"
+            message = _unconfirmed_text(self.store.load(), uri, self.store, self.settings.symbl_conn_id) + detail
             if self.settings.on_unconfirmed == "fail":
-                raise AirflowFailException(message) from cause  # a retry could only stop the same way
+                raise AirflowFailException(message) from None  # a retry could only stop the same way
             raise AirflowException(
                 f"{message} A retry settles it as on_unconfirmed={self.settings.on_unconfirmed!r}."
-            ) from cause
-        self.ledger = self.store.update(L.accepted(self.writer, uri, submission.conversation_id, submission.job_id))
+            ) from None
+        # Recorded however the ledger looks now (an acceptance is never dropped): on this writer's intent, or
+        # as an orphan that stops the conversation (no lease needed: Symbl's answer is a fact)
+        try:
+            ledger = self.store.update(
+                L.accepted_or_orphan(self.writer, uri, submission.conversation_id, submission.job_id)
+            )
+        except L.LedgerReplaced as exc:  # the ledger vanished under the upload: say what Symbl took
+            raise AirflowFailException(str(exc)) from None
+        orphan = next((o for o in ledger.orphans if o.get("job_id") == submission.job_id), None)
+        if orphan is not None:
+            self.ledger = ledger
+            raise AirflowFailException(messages.duplicate(ledger, orphan))
+        self._saw(ledger)
         self.log.info(
             "Part %d/%d %s accepted: conversation %s, job %s (%s)",
             action.index + 1,
@@ -432,7 +485,7 @@ class AppendRun:
         self.ledger = self.store.update(L.undecodable(self.writer, uri, reason), L.release(self.writer))
         raise AirflowFailException(messages.stopped(self.ledger, []))
 
-    def _submit(self, action: P.Send, checked: Checked, segment: Segment | None):
+    def _submit(self, action: P.Send, checked: Checked, segment: Segment | None, guard=None):
         from symbl_airflow.media import load_members, member
         from symbl_airflow.sources import ProgressLogger, S3VideoSource, body_opener, parse_s3_uri, presigned_url
 
@@ -477,13 +530,22 @@ class AppendRun:
                     content_type=payload.content_type,
                     chunk_size=settings.chunk_size,
                     on_progress=ProgressLogger(self.log, uri, payload.length),
+                    guard=guard,
                 )
         except SymblAmbiguousSubmissionError as exc:
             raise SymblPartUnconfirmedError(f"part {index + 1}/{total} {uri}: {exc}") from exc
+        except SymblUploadAbortedError:
+            raise
+        except SymblNotFoundError as exc:
+            if action.conversation_id:  # the ledger's conversation is gone: no retry can change that
+                raise SymblPartRefusedError(
+                    messages.unknown_conversation(action.conversation_id, self.store.uri, settings.symbl_conn_id),
+                    fatal=True,
+                ) from exc
+            raise SymblPartRefusedError(messages.not_accepted(index, total, uri, exc)) from exc
         except (SymblError, MediaSourceError) as exc:
             raise SymblPartRefusedError(
-                f"part {index + 1}/{total} {uri} was not accepted by Symbl: {exc}. Later parts were not sent.",
-                fatal=isinstance(exc, AirflowFailException),
+                messages.not_accepted(index, total, uri, exc), fatal=isinstance(exc, AirflowFailException)
             ) from exc
 
     # ---------------------------------------------------------------- the end
@@ -566,6 +628,10 @@ class AppendRun:
             "running": sorted(self.running),
         }
 
+    def remember(self, context) -> None:
+        """Keep the writer's token and what it saw in this task instance's state (across deferrals and tries)."""
+        save_writer_state(context, self)
+
 
 def _inspection(checked: Checked):
     from symbl_airflow.media import Inspection
@@ -581,25 +647,47 @@ def _inspection(checked: Checked):
     )
 
 
-def _unconfirmed_text(ledger: L.Ledger, uri: str, store) -> str:
+def _unconfirmed_text(ledger: L.Ledger, uri: str, store, conn_id: str) -> str:
+    from symbl_airflow.polling import rate_estimator
+
     part = ledger.part(uri)
     if part is None:
         return f"{uri}: Symbl's answer never arrived."
-    return messages.unconfirmed(ledger, part, messages.HOW_TO_RESOLVE, cli=store.shared)
+    rate = rate_estimator(conn_id).upper.rate
+    return messages.unconfirmed(ledger, part, messages.HOW_TO_RESOLVE, cli=store.shared, rate=rate)
 
 
-# ---------------------------------------------------------------- the writer token across deferrals
-def saved_token(context) -> str | None:
+# ---------------------------------------------------------------- the writer across deferrals and tries
+def saved_writer_state(context) -> dict:
+    """``{"token", "inherits", "conversation_id"}`` from this task instance's task state store.
+
+    The same try (back from a deferral) keeps its token; a new try gets a new token and inherits the
+    earlier tries' ones: the proof that a lease they held may be taken over at once.
+    """
     store, ti = context.get("task_state_store"), context.get("ti")
     if store is None or ti is None:
-        return None
+        return {}
     saved = store.get(TOKEN_KEY)
-    if isinstance(saved, dict) and saved.get("try_number") == getattr(ti, "try_number", None):
-        return saved.get("token")  # same try, back from a deferral; a new try is a new writer
-    return None
+    if not isinstance(saved, dict):
+        return {}
+    earlier = [t for t in saved.get("earlier") or [] if isinstance(t, str)]
+    state = {"conversation_id": saved.get("conversation_id"), "existed": bool(saved.get("existed"))}
+    if saved.get("try_number") == getattr(ti, "try_number", None):
+        return {**state, "token": saved.get("token"), "inherits": tuple(earlier)}
+    return {**state, "token": None, "inherits": tuple([*earlier, saved.get("token")][-20:])}
 
 
-def save_token(context, writer: L.Writer) -> None:
+def save_writer_state(context, run: AppendRun) -> None:
     store, ti = context.get("task_state_store"), context.get("ti")
-    if store is not None and ti is not None:
-        store.set(TOKEN_KEY, {"token": writer.token, "try_number": writer.try_number})
+    if store is None or ti is None:
+        return
+    store.set(
+        TOKEN_KEY,
+        {
+            "token": run.writer.token,
+            "try_number": run.writer.try_number,
+            "earlier": list(run.writer.inherits),
+            "conversation_id": run.seen_conversation,
+            "existed": run.seen_exists,
+        },
+    )

@@ -45,6 +45,8 @@ class LedgerStore:
                 working = copy.deepcopy(current)
                 for mutate in mutations:
                     mutate(working)
+                if working.content() == current.content():
+                    return current  # nothing changed: no write (and never a new file for a no-op)
                 try:
                     self._write(working)
                 except LedgerConflict:
@@ -103,7 +105,9 @@ class S3LedgerStore(LedgerStore):
                 **condition,
             )
         except ClientError as exc:
-            if str(exc.response.get("Error", {}).get("Code")) in _CONFLICT_CODES:
+            code = str(exc.response.get("Error", {}).get("Code"))
+            # If-Match on an object deleted meanwhile: S3 says NoSuchKey; it changed all the same (re-read)
+            if code in _CONFLICT_CODES or (ledger.etag and code in ("NoSuchKey", "404")):
                 raise LedgerConflict(f"{self.uri} changed since it was read") from None
             raise
         ledger.etag = resp.get("ETag")

@@ -33,6 +33,7 @@ _MODULES = {
     ],
     "connection": ["aget_connection"],
     "retry": [
+        "AMBIGUOUS_UPLOAD_STATUSES",
         "DEFAULT_BACKOFF_BASE",
         "DEFAULT_BACKOFF_MAX",
         "DEFAULT_MAX_ATTEMPTS",
@@ -60,6 +61,7 @@ _WHERE = {name: module for module, names in _MODULES.items() for name in names}
 _ALIASES = {"_UploadBody": ("upload", "UploadBody"), "_is_connect_failure": ("sync_hook", "is_connect_failure")}
 
 __all__ = [
+    "AMBIGUOUS_UPLOAD_STATUSES",
     "DEFAULT_BACKOFF_BASE",
     "DEFAULT_BACKOFF_MAX",
     "DEFAULT_BASE_URL",
@@ -106,6 +108,7 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from symbl_airflow.hooks.connection import aget_connection
     from symbl_airflow.hooks.retry import (
+        AMBIGUOUS_UPLOAD_STATUSES,
         DEFAULT_BACKOFF_BASE,
         DEFAULT_BACKOFF_MAX,
         DEFAULT_MAX_ATTEMPTS,

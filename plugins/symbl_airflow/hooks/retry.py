@@ -2,12 +2,15 @@
 
 A call is repeated only when repeating it cannot do harm:
 
-* every call is retried on 429 (after ``Retry-After`` when Symbl sends one) and on 502/503/504;
+* every call is retried on 429 (after ``Retry-After`` when Symbl sends one) and on 502/503/504 (an
+  upload only while its body was cut short, see below);
   idempotent calls (GET, DELETE, the token, the experience URL) on 500 and transport errors too;
 * an upload is resent only when Symbl certainly did not take it: a connection that never opened, or
   a body cut short (Symbl needs all ``Content-Length`` bytes, so a partial body cannot have been
-  accepted). Once the whole body went out and no answer came back the upload is *ambiguous*:
-  never resent (:class:`~symbl_airflow.errors.SymblAmbiguousSubmissionError`), the operator decides;
+  accepted), or 429. Once the whole body went out and no answer came back, or the answer was
+  500/502/503/504 (:data:`AMBIGUOUS_UPLOAD_STATUSES`: a gateway timing out on a backend that still
+  works), the upload is *ambiguous*: never resent
+  (:class:`~symbl_airflow.errors.SymblAmbiguousSubmissionError`), the operator decides;
 * waits: ``Retry-After`` when given, else exponential backoff with full jitter;
 * bounds: ``max_attempts`` attempts and ``max_retry_seconds`` of total time. A ``Retry-After``
   longer than what is left of that budget fails at once, saying so
@@ -63,6 +66,10 @@ DEFAULT_BACKOFF_MAX = 30.0
 REFUSED_STATUSES = frozenset({429, 502, 503, 504})
 #: Statuses retried for idempotent calls only (a 500 on an upload may have half-happened).
 IDEMPOTENT_RETRY_STATUSES = REFUSED_STATUSES | {500}
+#: Answers to an upload whose whole body was sent that leave it *ambiguous*: a server error, or a gateway
+#: that gave up (502/504) or shed it (503) while the backend may still process what it received. Never
+#: resent, by the hook or by a task retry (the part stays *sending* in the ledger until settled).
+AMBIGUOUS_UPLOAD_STATUSES = frozenset({500, 502, 503, 504})
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

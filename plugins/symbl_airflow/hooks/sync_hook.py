@@ -11,12 +11,18 @@ import requests
 from airflow.providers.http.hooks.http import HttpHook
 from urllib3.exceptions import ConnectTimeoutError
 
-from symbl_airflow.errors import SymblBodyLengthError, SymblConnectionError, SymblError, SymblJobWaitTimeoutError
+from symbl_airflow.errors import (
+    SymblBodyLengthError,
+    SymblConnectionError,
+    SymblError,
+    SymblJobWaitTimeoutError,
+    SymblUploadAbortedError,
+)
 from symbl_airflow.hooks.base import SymblHookMixin
 from symbl_airflow.hooks.config import DEFAULT_BASE_URL, DEFAULT_CONN_ID, USER_AGENT, SymblConnectionConfig
 from symbl_airflow.hooks.config import parse_connection as parse_connection
-from symbl_airflow.hooks.retry import RetryPolicy, may_resend_upload, parse_retry_after
-from symbl_airflow.hooks.upload import DEFAULT_CHUNK_SIZE, BodyLengthMismatch, UploadBody
+from symbl_airflow.hooks.retry import AMBIGUOUS_UPLOAD_STATUSES, RetryPolicy, may_resend_upload, parse_retry_after
+from symbl_airflow.hooks.upload import DEFAULT_CHUNK_SIZE, BodyLengthMismatch, UploadAborted, UploadBody
 from symbl_airflow.hooks.wire import (
     DEFAULT_CONTENT_TYPES,
     EXPERIENCE_UNAVAILABLE_STATUSES,
@@ -36,6 +42,7 @@ from symbl_airflow.hooks.wire import (
     parse_submission,
     parse_token,
     quote_id,
+    symbl_message,
     token_body,
 )
 from symbl_airflow.options import SymblOptions
@@ -165,6 +172,12 @@ class SymblHook(SymblHookMixin, HttpHook):
             if token:
                 headers["Authorization"] = f"Bearer {token}"
             resp = self._request(call, number, params, json_body, body, headers)
+            if call.upload and resp.status_code in AMBIGUOUS_UPLOAD_STATUSES and resp.body_complete:
+                # a gateway or server error after Symbl had every byte: the backend may still process it
+                raise call.ambiguous(
+                    f"HTTP {resp.status_code} after the whole body was sent ({symbl_message(resp.text)})",
+                    status=resp.status_code,
+                )
             retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             if check_answer(
                 call, self.config.conn_id, resp.status_code, resp.text, retry_after, may_refresh=not refreshed
@@ -177,7 +190,7 @@ class SymblHook(SymblHookMixin, HttpHook):
     def _request(self, call: Call, number: int, params, json_body, body, headers) -> requests.Response:
         data = body() if body is not None else None
         try:
-            return self.get_conn().request(
+            resp = self.get_conn().request(
                 call.method,
                 self.config.base_url + call.path,
                 params=params,
@@ -186,8 +199,17 @@ class SymblHook(SymblHookMixin, HttpHook):
                 headers=headers,
                 timeout=(self.config.connect_timeout, self.config.read_timeout(self._timeout, call.upload)),
             )
+            # whether Symbl had every byte when it answered (a server may answer early and stop reading)
+            resp.body_complete = data is None or data.complete
+            return resp
         except BodyLengthMismatch as exc:
             raise call.error(SymblBodyLengthError, f"upload aborted: {exc}; nothing was accepted") from None
+        except UploadAborted as exc:
+            raise call.error(
+                SymblUploadAbortedError,
+                f"upload aborted after {data.sent} of {data.length} body bytes: {exc}; a body cut short is never "
+                "accepted",
+            ) from None
         except Exception as exc:
             raise self._transport_error(call, number, exc, data) from None
         finally:
@@ -225,11 +247,16 @@ class SymblHook(SymblHookMixin, HttpHook):
         content_type: str | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         on_progress: Callable[[int], None] | None = None,
+        guard: Callable[[], None] | None = None,
     ) -> SymblSubmission:
         """Stream media to Symbl's ``endpoint`` API (``"video"`` or ``"audio"``): POST a new conversation,
         or PUT (append) to ``conversation_id``.
 
         ``open_body`` is called once per attempt, so every retry re-reads the source from its start.
+        ``guard`` is called before every chunk: whatever it raises aborts the body there
+        (``SymblUploadAbortedError``; a body cut short is never accepted). After the whole body, an
+        answer of 500/502/503/504 or none at all is ambiguous (``SymblAmbiguousSubmissionError``): the
+        upload is never resent.
         """
         path = media_path(endpoint)
         if isinstance(length, bool) or not isinstance(length, int) or length < 0:
@@ -242,7 +269,7 @@ class SymblHook(SymblHookMixin, HttpHook):
         resp = self._send(
             call,
             params=options.to_query_params(),
-            body=lambda: UploadBody(open_body, length, chunk_size, on_progress),
+            body=lambda: UploadBody(open_body, length, chunk_size, on_progress, guard),
             content_type=DEFAULT_CONTENT_TYPES[endpoint] if content_type is None else content_type,
         )
         submission = parse_submission(call, resp.status_code, resp.text)

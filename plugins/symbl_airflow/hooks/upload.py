@@ -15,12 +15,19 @@ class BodyLengthMismatch(ValueError):
     """The source produced more or fewer bytes than the declared ``Content-Length``."""
 
 
+class UploadAborted(ValueError):
+    """The caller's ``guard`` stopped the body before its end (e.g. the writer lost its lease)."""
+
+
 class UploadBody:
     """The upload body for one attempt.
 
     ``__len__`` makes requests send ``Content-Length`` (no chunked encoding); having ``__iter__`` but
     no ``read`` makes urllib3 iterate, so the body streams in ``chunk_size`` pieces. ``handed_out``
     tells whether any byte may have reached the server, ``sent`` how many surely did.
+
+    ``guard`` (optional) is called before every chunk; whatever it raises aborts the body there, as
+    :class:`UploadAborted`: a body cut short is never accepted, so nothing more reaches Symbl.
     """
 
     def __init__(
@@ -29,8 +36,10 @@ class UploadBody:
         length: int,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         on_progress: Callable[[int], None] | None = None,
+        guard: Callable[[], None] | None = None,
     ) -> None:
         self._open_body = open_body
+        self._guard = guard
         self.length = length
         self.chunk_size = chunk_size
         self._on_progress = on_progress
@@ -82,6 +91,11 @@ class UploadBody:
     def _emit(self, chunk: bytes) -> Iterator[bytes]:
         for start in range(0, len(chunk), self.chunk_size):
             piece = chunk[start : start + self.chunk_size]
+            if self._guard is not None:
+                try:
+                    self._guard()
+                except Exception as exc:
+                    raise UploadAborted(str(exc) or type(exc).__name__) from exc
             self.handed_out = True
             yield piece
             self.sent += len(piece)

@@ -80,7 +80,8 @@ class SymblAppendVideoOperator(BaseOperator):
     :param resend_unconfirmed: shorthand for ``on_unconfirmed="resend"``.
     :param on_busy: another live writer holds the conversation: ``"wait"`` (deferred) or ``"fail"``.
     :param lease_seconds: lease length; renewed every third of it while sending. A crashed writer's
-        lease is taken over once it expires.
+        lease is taken over once it expires; a writer whose lease ran out on its own clock (a pause)
+        aborts its upload before the next chunk. (templated)
     :param chunk_size: bytes per chunk when streaming.
     :param max_part_seconds: a part longer than this (Symbl takes at most 4 hours per file) is cut into
         consecutive segments under it, each appended in order and recorded in the ledger as its own part
@@ -104,6 +105,7 @@ class SymblAppendVideoOperator(BaseOperator):
         "ledger_uri",
         "upload_mode",
         "on_unconfirmed",
+        "lease_seconds",
         "symbl_conn_id",
         "aws_conn_id",
         "symbl_options",
@@ -224,8 +226,13 @@ class SymblAppendVideoOperator(BaseOperator):
                 f"max_part_seconds must be a positive number of seconds (Symbl takes at most "
                 f"{DEFAULT_MAX_PART_SECONDS:,} s per file), got {self.max_part_seconds!r}"
             )
-        if self.lease_seconds is not None and not (
-            isinstance(self.lease_seconds, (int, float)) and self.lease_seconds >= 10
+        lease_seconds = (
+            parse_rendered(self.lease_seconds) if isinstance(self.lease_seconds, str) else self.lease_seconds
+        )
+        if lease_seconds in ("", "None"):
+            lease_seconds = None
+        if lease_seconds is not None and not (
+            isinstance(lease_seconds, (int, float)) and not isinstance(lease_seconds, bool) and lease_seconds >= 10
         ):
             raise AirflowFailException(f"lease_seconds must be a number >= 10, got {self.lease_seconds!r}")
         if self.ledger_uri:
@@ -277,7 +284,7 @@ class SymblAppendVideoOperator(BaseOperator):
             deferrable=self.deferrable,
             poll_interval=self.poll_interval,
             timeout=self.timeout,
-            lease_seconds=float(self.lease_seconds or DEFAULT_LEASE_SECONDS),
+            lease_seconds=float(lease_seconds or DEFAULT_LEASE_SECONDS),
             upload_mode=self.upload_mode,
             presign_expires_in=self.presign_expires_in,
             chunk_size=self.chunk_size,
@@ -367,7 +374,9 @@ class SymblAppendVideoOperator(BaseOperator):
         sources = [Checked.from_dict(c) for c in checked] if checked is not None else self._inspect_all(uris, settings)
         run = self._start(context, sources, settings, token, running)
         if isinstance(event, dict) and "status" in event:  # a job wait (a lease wait's event has no status)
-            uri, job_id, status = _waited_job(event, waited_for)
+            from symbl_airflow.jobs import decode_event
+
+            uri, job_id, status = _waited_job(decode_event(event), waited_for)
             run.job_done(uri, job_id, status)
         return self._advance(context, run)
 
@@ -380,10 +389,10 @@ class SymblAppendVideoOperator(BaseOperator):
         running: list[str] | None = None,
     ) -> AppendRun:
         from symbl_airflow.appends.ledger import Writer
-        from symbl_airflow.appends.run import AppendRun, save_token, saved_token
+        from symbl_airflow.appends.run import AppendRun, save_writer_state, saved_writer_state
 
-        writer = Writer.from_context(context, token or saved_token(context))
-        save_token(context, writer)
+        saved = saved_writer_state(context)
+        writer = Writer.from_context(context, token or saved.get("token"), inherits=saved.get("inherits", ()))
         run = AppendRun(
             hook=self.hook,
             s3_hook=self.s3_hook,
@@ -395,8 +404,12 @@ class SymblAppendVideoOperator(BaseOperator):
             log=self.log,
             running=set(running or ()),
             on_conversation=lambda conversation_id: self._link(context, conversation_id),
+            seen_conversation=saved.get("conversation_id"),
+            seen_exists=bool(saved.get("existed")),
+            sender_state=lambda sender: _task_state(context, sender),
         )
         run.load()
+        save_writer_state(context, run)
         return run
 
     def _advance(self, context: Context, run: AppendRun) -> dict:
@@ -407,10 +420,12 @@ class SymblAppendVideoOperator(BaseOperator):
                 outcome = run.step(action)
                 if outcome.deferral:
                     d = outcome.deferral
+                    run.remember(context)
                     self.defer(trigger=d.trigger, method_name=d.method_name, kwargs=d.kwargs, timeout=d.timeout)
             run.finish()
         except BaseException as exc:
             if not _is_deferral(exc):
+                run.remember(context)  # a retry must know which conversation this task instance saw
                 run.release_quietly()
             raise
         result = run.result(self.ledger_uri)
@@ -524,6 +539,27 @@ def _waited_job(event: dict, waited_for: list[str] | None) -> tuple[str | None, 
         f"waiting for Symbl job {job_id} ({uri or 'previous part'}) before the next part ended with "
         f"{status}: {event.get('message')}"
     )
+
+
+def _task_state(context: Context, sender: dict) -> str | None:
+    """The Airflow state of the task instance that wrote ``sender`` (a ledger part's), if this deployment knows it."""
+    ti = context.get("ti")
+    get_states = getattr(ti, "get_task_states", None)
+    if not (sender and sender.get("dag_id") and sender.get("run_id") and callable(get_states)):
+        return None
+    try:
+        map_index = sender.get("map_index")
+        states = get_states(
+            dag_id=sender["dag_id"],
+            task_ids=[sender.get("task_id")],
+            run_ids=[sender["run_id"]],
+            map_index=None if map_index in (None, -1) else map_index,
+        )
+    except Exception:  # another deployment's DAG, or an API this Airflow lacks: Airflow cannot tell
+        return None
+    found = (states or {}).get(sender["run_id"]) or {}
+    state = next(iter(found.values()), None) if found else None
+    return str(state) if state else None
 
 
 def _is_deferral(exc: BaseException) -> bool:
