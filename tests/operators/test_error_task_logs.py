@@ -120,11 +120,6 @@ def test_wrong_connection_in_the_append_task_log(case, clean_sandbox, s3, bucket
     assert [line.message for line in errors] == ["Task failed with exception"], errors
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the append engine (appends/run.py) raises SymblPartRefusedError `from` the hook's error, whose "
-    "message it already carries: two tracebacks in the task log (helper engine is changing it)",
-)
 def test_append_task_log_names_a_public_class_once(clean_sandbox, s3, bucket, mp4, run_dag, monkeypatch, capfd):
     from symbl_airflow import SymblAppendVideoOperator
 

@@ -444,8 +444,10 @@ class AppendRun:
                 self._stop_undecodable(uri, getattr(exc.__cause__, "reason", None) or str(exc.__cause__))
             self.store.update(L.withdraw(self.writer, uri), L.release(self.writer))
             if exc.fatal:
-                raise AirflowFailException(str(exc)) from exc.__cause__
-            raise
+                raise AirflowFailException(str(exc)) from None
+            # the message already carries the cause: one traceback in the task log, not two
+            exc.__cause__, exc.__suppress_context__ = None, True
+            raise exc
         except SymblPartUnconfirmedError as exc:
             cause = exc.__cause__
             status = getattr(cause, "status", None)
