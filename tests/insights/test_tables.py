@@ -268,8 +268,8 @@ def test_reruns_replace_and_a_moved_meeting_date_leaves_nothing_behind(run_dag, 
 
 
 def test_rerun_with_nothing_appended_calls_symbl_for_nothing(run_dag, clean_sandbox, mp4, s3, bucket):
-    """append (ledger) >> wait >> insights, twice: the second run appends nothing and the insights task
-    makes no Symbl call (no insight GET, no Experience link) and leaves the tables as they are."""
+    """append (ledger) >> wait >> insights, twice: the second run appends nothing, no task makes a Symbl
+    call (no insight GET, no Experience link, no job poll) and the tables stay as they are."""
     from airflow.sdk import Asset
 
     from symbl_airflow import SymblAppendVideoOperator, SymblInsightsOperator, SymblJobSensor
@@ -314,12 +314,14 @@ def test_rerun_with_nothing_appended_calls_symbl_for_nothing(run_dag, clean_sand
     assert not any(k.startswith("POST /v1/process") or k.startswith("PUT /v1/process") for k in calls), calls
     assert {k: client.head_object(Bucket=bucket, Key=k)["ETag"] for k in keys(client, bucket, "tables/")} == tables
     assert _asset_events(dag.dag_id, asset.name) == []  # nothing new: downstream DAGs are not woken
-    # The insights task asked for no Experience link (any counted above are the append and sensor tasks').
+    # No task asked for an Experience link again: nothing new, no Symbl call (issue 21).
     from symbl_airflow.links import SYMBL_CONVERSATION_URL_XCOM_KEY
     from tests.airflow_helpers import task_xcoms
 
-    assert SYMBL_CONVERSATION_URL_XCOM_KEY not in task_xcoms(dag.dag_id, "insights")
-    assert sum(experiences.values()) <= 2, experiences
+    for task_id in ("append", "wait", "insights"):
+        assert SYMBL_CONVERSATION_URL_XCOM_KEY not in task_xcoms(dag.dag_id, task_id), task_id
+    assert experiences == {}, experiences
+    assert calls == {}, calls  # not even a token: the second run made no Symbl request at all
 
 
 def test_bad_table_params_fail_before_any_symbl_call(run_dag, clean_sandbox, s3, bucket, monkeypatch):

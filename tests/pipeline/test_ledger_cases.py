@@ -103,8 +103,8 @@ def test_case1_lost_answer_blocks_every_run_until_settled(clean_sandbox, s3, buc
     assert dr.state == "success", _states(dr)
     assert folder.accepted(clean_sandbox) == [1, 2, 3]
     ledger = folder.ledger()
-    # part 2 settled as present (job id unknown); part 3's job is checked by the next run that needs it
-    assert [p["state"] for p in ledger["parts"]] == ["completed", "completed", "accepted"]
+    # part 2 settled as present (job id unknown); part 3's outcome is the final wait's (the sensor)
+    assert [p["state"] for p in ledger["parts"]] == ["completed", "completed", "completed"]
     assert folder.transcript(clean_sandbox, ledger["conversation_id"]) == [1, 2, 3]
 
 
@@ -152,7 +152,7 @@ def test_case2_and_3_failed_job_leaves_no_hole_in_this_or_later_runs(clean_sandb
     dr = pipeline()
     assert dr.state == "success", _states(dr)
     assert folder.accepted(clean_sandbox) == [1, 2, 3, 4]
-    assert [p["state"] for p in folder.ledger()["parts"]] == ["completed", "skipped", "completed", "accepted"]
+    assert [p["state"] for p in folder.ledger()["parts"]] == ["completed", "skipped", "completed", "completed"]
 
 
 def test_case3_restart_from_a_part_makes_a_new_conversation(clean_sandbox, s3, bucket, mp4, pipeline):

@@ -579,7 +579,7 @@ class AppendRun:
             mutations.append(L.release(self.writer))
         if mutations:
             self.update(*mutations)
-        self.on_conversation(self.ledger.conversation_id)
+        # No link here: a task that appended nothing makes no Symbl call (``send`` asks once a part is in).
         return self.ledger
 
     def release_quietly(self) -> None:

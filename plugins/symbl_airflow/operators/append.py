@@ -488,15 +488,13 @@ class SymblAppendVideoOperator(BaseOperator):
 
     def _record_outcomes(self, context: Context, result: dict, statuses: dict) -> None:
         """Write what the final wait saw (completed / failed) to the ledger, so it never says "accepted" after."""
-        from symbl_airflow.appends import ledger as L
+        from symbl_airflow.appends.outcomes import record_job_outcomes
 
-        by_job = dict(zip(result.get("job_ids") or [], result.get("sources") or [], strict=False))
-        done = {job: status for job, status in statuses.items() if status in ("completed", "failed") and job in by_job}
-        if done:
-            try:
-                self._ledger_store(context).update(*(L.job_finished(by_job[j], j, s) for j, s in done.items()))
-            except Exception:  # the next run reads the outcome from Symbl instead
-                self.log.warning("Could not record the jobs' outcome in the ledger", exc_info=True)
+        mine = set(result.get("job_ids") or [])
+        try:
+            record_job_outcomes(self._ledger_store(context), {j: s for j, s in statuses.items() if j in mine})
+        except Exception:  # the next run reads the outcome from Symbl instead
+            self.log.warning("Could not record the jobs' outcome in the ledger", exc_info=True)
 
     # ---------------------------------------------------------------- plumbing
     def _link(self, context: Context, conversation_id: str | None) -> None:

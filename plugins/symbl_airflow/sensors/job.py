@@ -16,6 +16,7 @@ from symbl_airflow.links import SymblConversationLink, store_conversation_url
 from symbl_airflow.templating import parse_rendered
 
 if TYPE_CHECKING:
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     from airflow.sdk import Context
 
     from symbl_airflow.hooks import SymblHook
@@ -54,6 +55,19 @@ def job_sources(job_ids: Any) -> dict[str, str]:
             ids, sources = item.get("job_ids"), item.get("sources")
             if isinstance(ids, Sequence) and isinstance(sources, Sequence) and len(ids) == len(sources):
                 found.update({str(j): str(s) for j, s in zip(ids, sources, strict=True) if j and s})
+    return found
+
+
+def job_ledgers(job_ids: Any) -> dict[str, list[str]]:
+    """Conversation ledger URI -> its job ids, from append results that carry ``ledger_uri``."""
+    found: dict[str, list[str]] = {}
+    for item in _items(job_ids):
+        uri, ids = (item.get("ledger_uri"), item.get("job_ids")) if isinstance(item, Mapping) else (None, None)
+        if isinstance(uri, str) and uri and isinstance(ids, Sequence) and not isinstance(ids, str):
+            listed = found.setdefault(uri, [])
+            for job_id in map(str, filter(None, ids)):
+                if job_id not in listed:
+                    listed.append(job_id)
     return found
 
 
@@ -116,11 +130,16 @@ class SymblJobSensor(BaseSensorOperator):
     :param deferrable: wait in the triggerer instead of holding a worker slot (then ``poke_interval``
         defaults to 10 s).
     :param conversation_id: used in messages; taken from the XCom dict when not given.
+    :param aws_conn_id: AWS connection for the conversation ledger: when the XCom carries ``ledger_uri``,
+        the jobs' outcome (completed / failed) is written there as the wait sees it, so the ledger never
+        says ``accepted`` after the final wait. A ledger that cannot be written is a warning, never a
+        failure (the next append run checks those jobs in Symbl). Unused for bare job ids.
 
-    Returns (XCom) the list of job ids once all completed.
+    Returns (XCom) the list of job ids once all completed. The "Symbl conversation" link is asked for
+    only when there are jobs to wait for (a run with nothing new makes no Symbl call).
     """
 
-    template_fields: Sequence[str] = ("job_ids", "conversation_id", "symbl_conn_id")
+    template_fields: Sequence[str] = ("job_ids", "conversation_id", "symbl_conn_id", "aws_conn_id")
     ui_color = "#dff0fb"
     operator_extra_links = (SymblConversationLink(),)
 
@@ -131,6 +150,7 @@ class SymblJobSensor(BaseSensorOperator):
         symbl_conn_id: str = "symbl_default",
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         conversation_id: str | None = None,
+        aws_conn_id: str | None = "aws_default",
         poke_interval: timedelta | float | None = None,
         **kwargs: Any,
     ) -> None:
@@ -141,6 +161,7 @@ class SymblJobSensor(BaseSensorOperator):
         self.symbl_conn_id = symbl_conn_id
         self.deferrable = deferrable
         self.conversation_id = conversation_id
+        self.aws_conn_id = aws_conn_id
         self._resolved: tuple[list[str], str | None] | None = None
         self._sources: dict[str, str] | None = None
         self._completed: set[str] = set()
@@ -150,6 +171,12 @@ class SymblJobSensor(BaseSensorOperator):
         from symbl_airflow.hooks import SymblHook
 
         return SymblHook(symbl_conn_id=self.symbl_conn_id)
+
+    @cached_property
+    def s3_hook(self) -> S3Hook:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        return S3Hook(aws_conn_id=self.aws_conn_id)
 
     def _resolve(self) -> tuple[list[str], str | None]:
         if self._resolved is None:
@@ -178,20 +205,51 @@ class SymblJobSensor(BaseSensorOperator):
                     f"{exc.message}): check the job id (it comes from the submission's jobId)"
                 ) from None
             if job.is_failed:
+                self._record({**dict.fromkeys(self._completed, "completed"), job_id: "failed"})
                 raise job_failed_error(job_id, conversation_id, self._source_of(job_id))
             if job.is_completed:
                 self._completed.add(job_id)
             else:
                 self.log.info("Symbl job %s is %s", job_id, job.status)
-        return len(self._completed) == len(job_ids)
+        if len(self._completed) < len(job_ids):
+            return False
+        self._record(dict.fromkeys(job_ids, "completed"))
+        return True
+
+    def _record(self, statuses: dict[str, str]) -> None:
+        """Write the jobs' outcome to the conversation ledgers the append results name (if any)."""
+        ledgers = job_ledgers(self.job_ids)
+        if not ledgers:
+            return
+        from symbl_airflow.appends.outcomes import TERMINAL, record_job_outcomes
+        from symbl_airflow.appends.stores import S3LedgerStore
+
+        for uri, ids in ledgers.items():
+            seen = {j: statuses[j] for j in ids if statuses.get(j) in TERMINAL}
+            if not seen:
+                continue
+            try:
+                changed = record_job_outcomes(S3LedgerStore(self.s3_hook, uri), seen)
+            except Exception as exc:  # the wait's result stands; the next append run asks Symbl instead
+                self.log.warning(
+                    "Could not write the outcome of Symbl job(s) %s to the conversation ledger %s (%s: %s); "
+                    "it still says 'accepted' for them until the next append run checks them in Symbl",
+                    ", ".join(seen),
+                    uri,
+                    type(exc).__name__,
+                    exc,
+                )
+                continue
+            for part, state in changed.items():
+                self.log.info("Ledger %s: %s %s", uri, part, state)
 
     def execute(self, context: Context) -> list[str]:
         job_ids, conversation_id = self._resolve()
-        if conversation_id and "," not in conversation_id:  # one conversation: link to it
-            store_conversation_url(context, self.hook, conversation_id, self.log)
-        if not job_ids:
+        if not job_ids:  # nothing new: no Symbl call at all (the append task's link stays the conversation's)
             self.log.info("No Symbl jobs to wait for%s: nothing was appended", self._where(conversation_id))
             return []
+        if conversation_id and "," not in conversation_id:  # one conversation: link to it
+            store_conversation_url(context, self.hook, conversation_id, self.log)
         if not self.deferrable:
             super().execute(context)
             return job_ids
@@ -226,6 +284,10 @@ class SymblJobSensor(BaseSensorOperator):
         own_ids, own_conversation = self._resolve()
         event = decode_event(event, own_ids, own_conversation)
         status = event["status"]
+        seen = dict(event.get("statuses") or {})
+        if status == "success":
+            seen = {**dict.fromkeys(event["job_ids"], "completed"), **seen}
+        self._record(seen)
         if status == "success":
             self.log.info("%s", event.get("message") or "All Symbl jobs completed")
             return list(event["job_ids"])
