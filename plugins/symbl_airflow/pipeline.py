@@ -232,6 +232,7 @@ def conversation_group(settings: PipelineSettings):
         wait = SymblJobSensor(
             task_id="wait",
             job_ids=append.output,
+            aws_conn_id=settings.aws_conn_id,  # records the jobs' outcome in the conversation's ledger
             poke_interval=settings.poll_interval,
             map_index_template=FOLDER_LABEL.format("task.job_ids.get('ledger_uri', '').split('/')[-1 - depth:-1]"),
             **symbl,

@@ -20,6 +20,7 @@ S3 is reached through the Airflow connection ``--aws-conn-id`` (default ``aws_de
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import socket
 import sys
@@ -51,7 +52,8 @@ def _open_for_edit(args) -> tuple[S3LedgerStore, L.Ledger]:
 
 
 def show(args) -> int:
-    ledger = _store(args).load()
+    with contextlib.redirect_stdout(sys.stderr):  # Airflow logs S3 connection lookups on stdout: not in --json
+        ledger = _store(args).load()
     if not ledger.exists:
         print(f"{args.ledger}: no ledger (the next run starts a new conversation)")
         return 0
