@@ -76,8 +76,9 @@ def test_job_sources(job_ids, expected):
 
 def test_defaults():
     sensor = SymblJobSensor(task_id="wait", job_ids="j1")
-    assert sensor.template_fields == ("job_ids", "conversation_id", "symbl_conn_id")
+    assert sensor.template_fields == ("job_ids", "conversation_id", "symbl_conn_id", "aws_conn_id")
     assert sensor.symbl_conn_id == "symbl_default"
+    assert sensor.aws_conn_id == "aws_default"
     assert sensor.deferrable is False
     assert sensor.poke_interval == 60
 
