@@ -25,9 +25,9 @@ def s3_dataset(uri: str) -> Dataset:
     """``s3://bucket/key`` -> ``Dataset(namespace="s3://bucket", name="key")``."""
     from airflow.providers.common.compat.openlineage.facet import Dataset
 
-    if not isinstance(uri, str) or not uri.startswith("s3://"):
-        raise ValueError(f"not an S3 URI: {uri!r}")
-    bucket, _, key = uri[5:].partition("/")
+    from symbl_airflow.s3 import split_s3_uri
+
+    bucket, key = split_s3_uri(uri)
     return Dataset(namespace=f"s3://{bucket}", name=key)
 
 

@@ -21,3 +21,16 @@ def split_s3_uri(uri: object, *, what: str = "S3 URI", example: str = "s3://buck
             "is not an object)"
         )
     return bucket, key
+
+
+def split_s3_prefix(uri: object, *, what: str = "S3 prefix", example: str = "s3://bucket/prefix/") -> tuple[str, str]:
+    """``(bucket, prefix)`` of ``s3://bucket[/prefix]``; the prefix ends in ``/`` (or is empty): a folder."""
+    if not isinstance(uri, str) or not uri.strip().startswith("s3://"):
+        raise ValueError(f"{what} must be an S3 prefix like {example!r}, got {uri!r}")
+    bucket, _, prefix = uri.strip()[5:].partition("/")
+    if not bucket:
+        raise ValueError(f"{what} {uri!r} names no bucket; use {example!r}")
+    prefix = prefix.lstrip("/")
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    return bucket, prefix

@@ -50,7 +50,9 @@ DEFAULT_INSIGHT_PARAMS: dict[str, dict[str, Any]] = {
     "messages": {"sentiment": True},
     "topics": {"sentiment": True},
 }
-INDEX_FILE_NAME = "index.json"
+#: The outputs' index (kinds, URIs, counts, tables); not discovery's ``DISCOVERY_INDEX_FILE_NAME``.
+OUTPUT_INDEX_FILE_NAME = "index.json"
+INDEX_FILE_NAME = OUTPUT_INDEX_FILE_NAME  # the 0.x name
 CONTENT_TYPE = "application/json"
 #: Key holding the list in list-shaped payloads (trackers are a top-level array).
 _LIST_KEYS: dict[str, str] = {
@@ -107,14 +109,12 @@ def entity_shape(payload: Any) -> str:
 
 def parse_output_uri(uri: object) -> tuple[str, str]:
     """``s3://bucket/some/prefix`` -> ``("bucket", "some/prefix/")``: the output is always a prefix."""
-    if not isinstance(uri, str) or not uri.strip().startswith("s3://"):
-        raise AirflowFailException(f"output_uri must be an S3 prefix like 's3://bucket/insights/', got {uri!r}")
-    bucket, _, prefix = uri.strip()[5:].partition("/")
-    if not bucket:
-        raise AirflowFailException(f"output_uri {uri!r} names no bucket; use 's3://bucket/insights/'")
-    if prefix and not prefix.endswith("/"):
-        prefix += "/"
-    return bucket, prefix
+    from symbl_airflow.s3 import split_s3_prefix
+
+    try:
+        return split_s3_prefix(uri, what="output_uri", example="s3://bucket/insights/")
+    except ValueError as exc:
+        raise AirflowFailException(str(exc)) from None
 
 
 class SymblInsightsOperator(BaseOperator):
@@ -341,7 +341,7 @@ class SymblInsightsOperator(BaseOperator):
         tables_config = self._resolve_tables(bucket)
         append = self._append_result()
         client = self.s3_hook.get_conn()
-        previous = T.read_json_object(client, f"{base}{INDEX_FILE_NAME}")
+        previous = T.read_json_object(client, f"{base}{OUTPUT_INDEX_FILE_NAME}")
         if self.skip_unchanged and (
             why := T.nothing_new(client, append, previous, conversation_id, kinds, tables_config)
         ):
@@ -408,7 +408,7 @@ class SymblInsightsOperator(BaseOperator):
             index["tables"] = T.publish(self.s3_hook, tables_config, conversation_id=conversation_id,
                                         payloads=payloads, missing=list(missing), append=append, sources=sources,
                                         output_prefix=prefix, previous=previous, log=self.log)  # fmt: skip
-        index_key = f"{prefix}{INDEX_FILE_NAME}"
+        index_key = f"{prefix}{OUTPUT_INDEX_FILE_NAME}"
         index_uri = f"s3://{bucket}/{index_key}"
         self.s3_hook.load_bytes(
             json.dumps(index, ensure_ascii=False, indent=2).encode("utf-8"),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from symbl_airflow.s3 import split_s3_prefix
 from symbl_airflow.tables.meeting import (
     MeetingFacts,
     conversation_key,
@@ -57,14 +58,9 @@ def resolve_config(
             f"tables_prefix must be a key prefix like 'tables/' or 's3://bucket/tables/', got {tables_prefix!r}"
         )
     text = tables_prefix.strip()
-    bucket, prefix = output_bucket, text
-    if text.startswith("s3://"):
-        bucket, _, prefix = text[5:].partition("/")
-        if not bucket:
-            raise ValueError(f"tables_prefix {tables_prefix!r} names no bucket; use 's3://bucket/tables/'")
-    prefix = prefix.lstrip("/")
-    if prefix and not prefix.endswith("/"):
-        prefix += "/"
+    if not text.startswith("s3://"):  # a key prefix in the outputs' bucket
+        text = f"s3://{output_bucket}/{text}"
+    bucket, prefix = split_s3_prefix(text, what="tables_prefix", example="s3://bucket/tables/")
     key = given_key.strip() if isinstance(given_key, str) and given_key.strip() not in ("", "None", "null") else None
     return TablesConfig(bucket, prefix, fmt, when, key)
 

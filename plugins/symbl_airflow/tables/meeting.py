@@ -69,8 +69,9 @@ def key_date(key: str) -> date | None:
 
 
 def _s3(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri[5:].partition("/")
-    return bucket, key
+    from symbl_airflow.s3 import split_s3_uri
+
+    return split_s3_uri(uri)
 
 
 def read_json_object(client, uri: str) -> Any | None:

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
 
+from symbl_airflow.s3 import split_s3_uri
 from symbl_airflow.tables.schema import columns
 
 #: table_format -> (file extension, Content-Type)
@@ -131,7 +132,7 @@ def write_tables(
     stale = sorted({u for u in previous_uris if isinstance(u, str) and u.startswith("s3://") and u not in keep})
     by_bucket: dict[str, list[str]] = {}
     for uri in stale:
-        other, _, key = uri[5:].partition("/")
+        other, key = split_s3_uri(uri)
         by_bucket.setdefault(other, []).append(key)
     for other, keys in by_bucket.items():
         for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1,000 keys
