@@ -56,6 +56,32 @@ def _populate(client, folders: int, parts_per_folder: int, new: int) -> None:
         client.put_object(Bucket=BUCKET, Key=f"{PREFIX}{folder}/part-{parts_per_folder + 1:03d}.mp4", Body=b"mp4")
 
 
+def _classify(keys: list[str], repeat: int) -> dict:
+    """CPU of sorting a listing's keys into parts and the rest: the rule before layouts (one folder level,
+    ``.mp4`` only) vs ``Layout.place`` (any depth, every object accounted for), alternating, same keys."""
+    from symbl_airflow.discovery import Layout
+
+    def before(key: str) -> object:  # discovery's split_part_key + is_part before folder_depth
+        if not key.startswith(PREFIX):
+            return None
+        conversation, _, part = key[len(PREFIX) :].partition("/")
+        if not conversation or not part or "/" in part:
+            return None
+        return part.lower().endswith(".mp4") and not part.startswith("_")
+
+    layout = Layout.of(BUCKET, PREFIX, 1)
+    rows: dict[str, list[float]] = {"before": [], "layout": []}
+    for r in range(repeat):
+        for name, fn in (("before", before), ("layout", layout.place))[:: 1 if r % 2 == 0 else -1]:
+            c0 = time.process_time()
+            for key in keys:
+                fn(key)
+            rows[name].append(time.process_time() - c0)
+    b, a = statistics.median(rows["before"]), statistics.median(rows["layout"])
+    return {"keys": len(keys), "before_cpu_s": rows["before"], "layout_cpu_s": rows["layout"],
+            "us_per_key_before": b / len(keys) * 1e6, "us_per_key_layout": a / len(keys) * 1e6}  # fmt: skip
+
+
 def run(workdir: Path, *, folders: int = 10_000, parts_per_folder: int = 5, new: int = 10, repeat: int = 3,
         mapped: int = 2000, cap: int = 500) -> dict:  # fmt: skip
     sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
@@ -81,13 +107,17 @@ def run(workdir: Path, *, folders: int = 10_000, parts_per_folder: int = 5, new:
         for r in range(repeat):
             order = ("indexed", "full") if r % 2 == 0 else ("full", "indexed")
             for variant in order:
-                t0 = time.monotonic()
+                t0, c0 = time.monotonic(), time.process_time()
                 found = scan(hook, BUCKET, PREFIX, "insights/", limit=10**6, use_index=variant == "indexed")
-                seconds = time.monotonic() - t0
+                seconds, cpu = time.monotonic() - t0, time.process_time() - c0
                 assert len(found.work) == new, (variant, len(found.work))
-                rows[variant].append({"seconds": seconds, "requests": sum(found.requests.values()), **found.requests})
+                rows[variant].append(
+                    {"seconds": seconds, "cpu_seconds": cpu, "requests": sum(found.requests.values()), **found.requests}
+                )
         indexed, full = rows["indexed"], rows["full"]
+        keys = [o["Key"] for o in client.list_objects_v2(Bucket=BUCKET, Prefix=PREFIX, MaxKeys=1000)["Contents"]]
         result = {
+            "classify": _classify(keys * 50, repeat=5),
             "folders": folders,
             "parts": folders * parts_per_folder + new,
             "new_parts": new,
@@ -142,14 +172,16 @@ def markdown(result: dict) -> list[str]:
         first = runs[0]
         times = ", ".join(f"{r['seconds']:.1f}" for r in runs)
         counts = f"{first['requests']:,} ({first['list']} / {first['get']} / {first['put']})"
-        return f"| {label} | {counts} | {median_s:.1f} s | {times} |"
+        cpu = [r["cpu_seconds"] for r in runs if "cpu_seconds" in r]
+        cpu_text = f"{statistics.median(cpu):.1f} s" if cpu else "-"
+        return f"| {label} | {counts} | {median_s:.1f} s | {cpu_text} | {times} |"
 
     lines = [
         f"{result['folders']:,} conversation folders, {result['parts']:,} parts, {result['new_parts']} of them new;"
         " one local S3 (moto server); repeats alternate the two variants:",
         "",
-        "| variant | S3 requests (LIST / GET / PUT) | time median | runs |",
-        "|---|---:|---:|---|",
+        "| variant | S3 requests (LIST / GET / PUT) | time median | client CPU median | runs |",
+        "|---|---:|---:|---:|---|",
         row("indexed scan (listing + `_symbl_index.json`)", indexed, result["indexed_seconds_median"]),
         row("full read (listing + every ledger, as before)", full, result["full_seconds_median"]),
         "",
@@ -157,6 +189,18 @@ def markdown(result: dict) -> list[str]:
         f" {', '.join(f'{x:.1f}x' for x in result['time_ratio_paired'])}. The indexed scan's time is the listing"
         f" ({indexed[0]['list']} pages of 1,000 keys in moto), which an event-driven run skips.",
     ]
+    classify = result.get("classify")
+    if classify:
+        lines += [
+            "",
+            f"Sorting a listing into parts and the rest (`Layout.place`: any `folder_depth`, every object accounted"
+            f" for) costs {classify['us_per_key_layout']:.2f} µs of CPU per key against"
+            f" {classify['us_per_key_before']:.2f} µs for the rule before layouts (one level, `.mp4` only),"
+            f" alternating on the same {classify['keys']:,} keys:"
+            f" {(classify['us_per_key_layout'] - classify['us_per_key_before']) * result['parts'] / 1e6:.2f} s more"
+            f" per scan of {result['parts']:,} keys, beside the client CPU above (mostly the listing's XML) and"
+            " the wall time (mostly moto paging the listing).",
+        ]
     capped = result.get("capped")
     if capped:
         batches = capped["batches"]
