@@ -40,7 +40,7 @@ from urllib.parse import unquote_plus
 
 from symbl_airflow.ledger import LEDGER_FILE_NAME, Ledger, LedgerError
 from symbl_airflow.media import formats
-from symbl_airflow.ordering import LEGACY_PART_ORDER, check_part_order, conversation_order, sorted_parts
+from symbl_airflow.ordering import LEGACY_PART_ORDER, NATURAL, check_part_order, conversation_order, sorted_parts
 from symbl_airflow.plan import new_parts
 
 if TYPE_CHECKING:
@@ -229,8 +229,8 @@ def folder_work(
 ) -> tuple[dict | None, dict]:
     """The work item for one folder (None: nothing to do) and what the ledger says of its parts."""
     listing = {layout.uri(layout.folder_key(conversation) + name): etag for name, etag in parts.items()}
-    order = conversation_order(getattr(ledger, "part_order", None), bool(ledger.parts), part_order)
-    found = new_parts(ledger, listing)
+    order = conversation_order(ledger.part_order, bool(ledger.parts), part_order)
+    found = new_parts(ledger, listing, part_order=order)
     for uri in found["changed"]:
         log.warning("%s changed since it was appended; it will not be re-sent", uri)
     unreported = [uri for uri in found["late"] if uri not in ledger.late]
@@ -335,7 +335,7 @@ def scan(
     limit: int,
     use_index: bool = True,
     folder_depth: int = 1,
-    part_order: str = LEGACY_PART_ORDER,
+    part_order: str = NATURAL,
 ) -> Discovery:
     """Scheduled mode: one listing, the index, and only the ledgers of folders that changed."""
     layout = Layout.of(bucket, prefix, folder_depth)
@@ -452,7 +452,7 @@ def from_events(
     *,
     limit: int,
     folder_depth: int = 1,
-    part_order: str = LEGACY_PART_ORDER,
+    part_order: str = NATURAL,
 ) -> tuple[Discovery, EventObjects]:
     """Event mode: the conversations the notifications name, each listed alone (with its subfolders).
 

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from symbl_airflow.discovery import Discovery
 
 log = logging.getLogger("airflow.task")
-#: Params passed to the append operator only where it takes them (they arrive with its media support).
-MEDIA_PARAMS = ("max_part_seconds", "on_too_long")
+#: Params passed to the append operator only where it takes them (the media ones arrive with its media support).
+OPERATOR_PARAMS = ("part_order", "max_part_seconds", "on_too_long")
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,12 @@ def pipeline_params(settings: PipelineSettings) -> dict:
             "insights/",
             type="string",
             description="insights go to <prefix><conversation key>/ (a Jinja template, like input_prefix)",
+        ),
+        "part_order": Param(
+            "natural",
+            enum=["natural", "key"],
+            description="order of a new conversation's parts: natural (Zoom Recording 2 before Zoom Recording 10; "
+            "case-insensitive) or key (S3 key order); a conversation keeps the order its ledger recorded",
         ),
         "upload_mode": Param("stream", enum=["stream", "url"]),
         "on_unconfirmed": Param(
@@ -166,6 +172,7 @@ def layout_args(params: dict, context: Any) -> dict:
         "prefix": render_prefix("input_prefix", params["input_prefix"], context),
         "output_prefix": render_prefix("output_prefix", params["output_prefix"], context),
         "folder_depth": depth,
+        "part_order": params.get("part_order", "natural"),
         "limit": map_limit(params["max_conversations"]),
     }
 
@@ -213,7 +220,7 @@ def conversation_group(settings: PipelineSettings):
         symbl = {"symbl_conn_id": settings.symbl_conn_id}
         # append (between parts) and wait hold Symbl jobs while deferred: both count against the pool
         holds_jobs = {"deferrable": True, "timeout": settings.wait_timeout, "pool": settings.pool}
-        media = {name: f"{{{{ params.{name} }}}}" for name in MEDIA_PARAMS if _append_accepts(name)}
+        passed = {name: f"{{{{ params.{name} }}}}" for name in OPERATOR_PARAMS if _append_accepts(name)}
         append = SymblAppendVideoOperator(
             task_id="append",
             source=source,
@@ -225,7 +232,7 @@ def conversation_group(settings: PipelineSettings):
             symbl_options=symbl_options,
             poll_interval=settings.poll_interval,
             map_index_template=FOLDER_LABEL.format("task.ledger_uri.split('/')[-1 - depth:-1]"),
-            **media,
+            **passed,
             **symbl,
             **holds_jobs,
         )

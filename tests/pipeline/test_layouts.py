@@ -256,3 +256,26 @@ def test_an_unrenderable_prefix_fails_naming_it(clean_sandbox, s3, bucket, run_d
         "input_prefix 'rec/{{ no_such_name }}/' could not be rendered for this run: this run's context has no "
         "no_such_name" in out + err
     )
+
+
+def test_zoom_recordings_in_natural_order_and_part_10_landing_later(
+    clean_sandbox, s3, bucket, mp4, run_dag, monkeypatch
+):
+    """Zoom's names: part 10 lands after part 2 was appended and is appended after it, not called late."""
+    client = s3.client()
+    texts = {1: "Recording one.", 2: "Recording two.", 10: "Recording ten."}
+    key = "videos/zoom/Zoom Recording {}.mp4".format
+    for n in (1, 2):
+        client.put_object(Bucket=bucket, Key=key(n), Body=mp4.make([("Ann", texts[n])]))
+    conf = {"bucket": bucket, "input_prefix": "videos/"}
+    dr = run_dag(_load_pipeline(monkeypatch), run_conf=conf)
+    assert dr.state == "success", {ti.task_id: ti.state for ti in dr.get_task_instances()}
+    client.put_object(Bucket=bucket, Key=key(10), Body=mp4.make([("Ann", texts[10])]))
+    dr = run_dag(_load_pipeline(monkeypatch), run_conf=conf)
+    assert dr.state == "success", {ti.task_id: ti.state for ti in dr.get_task_instances()}
+
+    ledger = _json(client, bucket, "videos/zoom/_symbl.json")
+    assert ledger["part_order"] == "natural" and ledger.get("late", []) == []
+    assert [p["uri"].rsplit("/", 1)[-1] for p in ledger["parts"]] == [f"Zoom Recording {n}.mp4" for n in (1, 2, 10)]
+    assert [s["method"] for s in clean_sandbox.ledger()] == ["POST", "PUT", "PUT"]
+    assert _messages(clean_sandbox, ledger["conversation_id"]) == [texts[1], texts[2], texts[10]]
