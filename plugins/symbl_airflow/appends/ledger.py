@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from symbl_airflow.appends import messages
+from symbl_airflow.ordering import LEGACY_PART_ORDER, check_part_order, conversation_order, sort_key
 
 LEDGER_FILE_NAME = "_symbl.json"
 LEDGER_VERSION = 2
@@ -250,6 +251,9 @@ class Ledger:
     stopped: dict | None = None
     late: dict[str, str] = field(default_factory=dict)
     start_from: str | None = None
+    #: The order of this conversation's parts (``ordering.PART_ORDERS``), recorded with its first part;
+    #: None in ledgers from before it existed, whose conversations were built in key order.
+    part_order: str | None = None
     history: list[dict] = field(default_factory=list)
     #: acceptances Symbl gave to a writer that no longer owned the part's intent: duplicates in Symbl
     orphans: list[dict] = field(default_factory=list)
@@ -266,12 +270,21 @@ class Ledger:
         return self.parts[-1] if self.parts else None
 
     @property
-    def last_key(self) -> str | None:
-        keys = [p.uri for p in self.parts]
-        return max(keys) if keys else None
+    def order(self) -> str:
+        """The order this conversation's parts follow (``part_order``; key order if none was recorded)."""
+        return self.part_order or LEGACY_PART_ORDER
 
-    def in_scope(self, uri: str) -> bool:
-        return self.start_from is None or uri >= self.start_from
+    @property
+    def last_key(self) -> str | None:
+        """The appended part that sorts last in the conversation's order."""
+        keys = [p.uri for p in self.parts]
+        return max(keys, key=sort_key(self.order)) if keys else None
+
+    def in_scope(self, uri: str, order: str | None = None) -> bool:
+        if self.start_from is None:
+            return True
+        key = sort_key(order or self.order)
+        return key(uri) >= key(self.start_from)
 
     # -- serialising
     def content(self) -> dict:
@@ -283,6 +296,7 @@ class Ledger:
             "lease": self.lease.to_dict() if self.lease else None,
             "stopped": self.stopped,
             "start_from": self.start_from,
+            **({"part_order": self.part_order} if self.part_order else {}),
             "parts": [p.to_dict() for p in self.parts],
             "late": [{"uri": uri, "etag": etag} for uri, etag in sorted(self.late.items())],
             "history": self.history[-50:],
@@ -312,6 +326,9 @@ class Ledger:
             parts.sort(key=lambda p: p.seq)
             lease = Lease.from_dict(data["lease"]) if data.get("lease") else None
             late = {str(item["uri"]): str(item.get("etag") or "") for item in data.get("late") or []}
+            part_order = data.get("part_order")
+            if part_order is not None:
+                part_order = check_part_order(part_order, name=f"conversation ledger {uri}: part_order")
         except LedgerError:
             raise
         except (ValueError, KeyError, TypeError) as exc:
@@ -328,6 +345,7 @@ class Ledger:
             stopped=data.get("stopped"),
             late=late,
             start_from=data.get("start_from"),
+            part_order=part_order,
             history=list(data.get("history") or []),
             orphans=list(data.get("orphans") or []),
             etag=etag,
@@ -402,7 +420,13 @@ def bind_symbl(identity: dict) -> Callable[[Ledger], None]:
 
 
 def intent(
-    writer: Writer, uri: str, etag: str, size: int, now=time.time, media_seconds: float | None = None
+    writer: Writer,
+    uri: str,
+    etag: str,
+    size: int,
+    now=time.time,
+    media_seconds: float | None = None,
+    part_order: str | None = None,
 ) -> Callable[[Ledger], None]:
     """Record a part as *sending* before its first byte leaves (the conversation's POST claim included)."""
 
@@ -411,6 +435,8 @@ def intent(
         existing = ledger.part(uri)
         if existing and existing.state != SENDING:
             raise LedgerError(f"{uri} is already {existing.state} in {ledger.uri}; refusing to send it again")
+        if ledger.part_order is None and part_order:  # written down once: existing conversations keep key order
+            ledger.part_order = conversation_order(None, bool(ledger.parts), part_order)
         record = Part(
             uri=uri,
             seq=existing.seq if existing else len(ledger.parts) + 1,

@@ -14,6 +14,12 @@ from dataclasses import dataclass, field
 from symbl_airflow.appends import messages
 from symbl_airflow.appends.ledger import ACCEPTED, SENDING, Ledger, Writer
 from symbl_airflow.appends.messages import LEDGER_CLI  # noqa: F401 - importable here since 0.2
+from symbl_airflow.ordering import (
+    LEGACY_PART_ORDER,
+    conversation_order,
+    is_sorted,
+    sort_key,
+)
 
 #: The ways a run may settle a part whose answer never arrived (``skip``: the 0.2 spelling of ``mark_sent``).
 ON_UNCONFIRMED = ("fail", "resend", "mark_sent", "skip")
@@ -104,13 +110,16 @@ def plan_appends(
     on_unconfirmed: str = "fail",
     strict_order: bool = True,
     key_order: bool = True,
+    part_order: str = LEGACY_PART_ORDER,
     running: Iterable[str] = (),
     how_to_resolve: str = "",
 ) -> Plan:
     """Decide the next step. ``running``: job ids seen still running since the ledger was read.
 
-    ``key_order``: the ledger is shared, so S3 key order is append order and a new video whose key
-    sorts before an appended one is *late*. Without it (a task-private ledger) the sources' list order
+    ``key_order``: the ledger is shared, so the part order is append order and a new video that sorts
+    before an appended one is *late*. The order is the ledger's (``ordering.conversation_order``):
+    recorded with its first part, key order for a ledger from before that, else ``part_order``.
+    Without it (a task-private ledger) the sources' list order
     is the order.
     """
     running = set(running)
@@ -125,7 +134,11 @@ def plan_appends(
         return plan
 
     # 2. Sort the sources: already there, changed, late, out of scope, or still to send.
-    order = _order(ledger, sources, key_order)
+    order_name = conversation_order(ledger.part_order, bool(ledger.parts), part_order)
+    order = _order(ledger, sources, key_order, order_name)
+    if key_order and not is_sorted([s.uri for s in sources], order_name):
+        plan.action = Refuse(messages.out_of_order(ledger, [s.uri for s in sources], order_name))
+        return plan
     last = max((order(p.uri) for p in ledger.parts), default=None)
     for source in sources:
         part = ledger.part(source.uri)
@@ -135,14 +148,14 @@ def plan_appends(
             elif part.state != SENDING:
                 plan.already.append(source.uri)
             continue
-        if not ledger.in_scope(source.uri):
+        if not ledger.in_scope(source.uri, order_name):
             plan.out_of_scope.append(source.uri)
         elif source.uri in ledger.late or (last is not None and order(source.uri) < last):
             plan.late.append(source.uri)
         else:
             plan.pending.append(source)
     if key_order:
-        plan.pending.sort(key=lambda s: s.uri)
+        plan.pending.sort(key=lambda s: order(s.uri))
     positions = {s.uri: i for i, s in enumerate(sources)}
 
     # 3. A failed job stops the conversation.
@@ -205,24 +218,26 @@ def plan_appends(
     return plan
 
 
-def new_parts(ledger: Ledger, listing: dict[str, str]) -> dict[str, list[str]]:
+def new_parts(ledger: Ledger, listing: dict[str, str], part_order: str = LEGACY_PART_ORDER) -> dict[str, list[str]]:
     """Classify a folder listing (``{uri: etag}``) for discovery, without any Symbl call.
 
     Returns ``{"new", "late", "changed", "unconfirmed", "blocked"}``: ``blocked`` names why nothing can go
     now (``stopped``/``unconfirmed``), so discovery can still map the conversation and let its task say so.
     """
     out: dict[str, list[str]] = {"new": [], "late": [], "changed": [], "unconfirmed": [], "blocked": []}
-    last = ledger.last_key
-    for uri in sorted(listing):
+    order_name = conversation_order(ledger.part_order, bool(ledger.parts), part_order)
+    key = sort_key(order_name)
+    last = max((p.uri for p in ledger.parts), key=key, default=None)
+    for uri in sorted(listing, key=key):
         part = ledger.part(uri)
         if part is not None:
             if part.etag and listing[uri] and part.etag != listing[uri]:
                 out["changed"].append(uri)
             elif part.state == SENDING:
                 out["unconfirmed"].append(uri)
-        elif not ledger.in_scope(uri):
+        elif not ledger.in_scope(uri, order_name):
             continue
-        elif uri in ledger.late or (last is not None and uri < last):
+        elif uri in ledger.late or (last is not None and key(uri) < key(last)):
             out["late"].append(uri)
         else:
             out["new"].append(uri)
@@ -238,9 +253,9 @@ def _identity(symbl: dict) -> tuple:
     return (str(symbl.get("host") or "").rstrip("/").lower(), str(symbl.get("app_id") or ""))
 
 
-def _order(ledger: Ledger, sources: list[Source], key_order: bool):
+def _order(ledger: Ledger, sources: list[Source], key_order: bool, order_name: str = LEGACY_PART_ORDER):
     if key_order:
-        return lambda uri: uri
+        return sort_key(order_name)
     rank = {p.uri: i for i, p in enumerate(ledger.parts)}
     rank.update({s.uri: len(ledger.parts) + i for i, s in enumerate(sources) if s.uri not in rank})
     return lambda uri: rank.get(uri, -1)

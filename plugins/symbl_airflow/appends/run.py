@@ -68,6 +68,7 @@ class Settings:
     conversation_id: str | None = None
     on_unconfirmed: str = "fail"
     on_busy: str = "wait"
+    part_order: str = "natural"
     strict_order: bool = True
     deferrable: bool = False
     poll_interval: float = 10.0
@@ -274,6 +275,7 @@ class AppendRun:
             on_unconfirmed=self.settings.on_unconfirmed,
             strict_order=self.settings.strict_order,
             key_order=self.store.shared,
+            part_order=self.settings.part_order,
             running=self.running,
             how_to_resolve=messages.HOW_TO_RESOLVE,
         )
@@ -403,6 +405,7 @@ class AppendRun:
                     action.source.etag,
                     action.source.size,
                     media_seconds=segment.seconds if segment else checked.media_seconds,
+                    part_order=self.settings.part_order,
                 ),
             )
         except L.LeaseBusy:

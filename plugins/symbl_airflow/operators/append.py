@@ -22,6 +22,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from symbl_airflow.hooks.upload import DEFAULT_CHUNK_SIZE
 from symbl_airflow.links import SymblConversationLink
 from symbl_airflow.options import OPTION_NAMES
+from symbl_airflow.ordering import KEY, check_part_order, is_sorted, sorted_parts
 from symbl_airflow.templating import parse_rendered
 
 if TYPE_CHECKING:
@@ -79,6 +80,11 @@ class SymblAppendVideoOperator(BaseOperator):
         (templated)
     :param resend_unconfirmed: shorthand for ``on_unconfirmed="resend"``.
     :param on_busy: another live writer holds the conversation: ``"wait"`` (deferred) or ``"fail"``.
+    :param part_order: with ``ledger_uri``, the order of the conversation's parts: ``"natural"``
+        (default: case-insensitive, digit runs as numbers, so ``Zoom Recording 2`` comes before
+        ``Zoom Recording 10``) or ``"key"`` (S3 key order). The ledger records it with the first part
+        and that order wins from then on; a ledger from before this parameter keeps key order.
+        (templated)
     :param lease_seconds: lease length; renewed every third of it while sending. A crashed writer's
         lease is taken over once it expires; a writer whose lease ran out on its own clock (a pause)
         aborts its upload before the next chunk. (templated)
@@ -105,6 +111,7 @@ class SymblAppendVideoOperator(BaseOperator):
         "ledger_uri",
         "upload_mode",
         "on_unconfirmed",
+        "part_order",
         "lease_seconds",
         "symbl_conn_id",
         "aws_conn_id",
@@ -136,6 +143,7 @@ class SymblAppendVideoOperator(BaseOperator):
         on_unconfirmed: str = "fail",
         resend_unconfirmed: bool = False,
         on_busy: str = "wait",
+        part_order: str = "natural",
         lease_seconds: float | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         symbl_options: dict | str | None = None,
@@ -159,6 +167,7 @@ class SymblAppendVideoOperator(BaseOperator):
         self.timeout = timeout
         self.on_unconfirmed = "resend" if resend_unconfirmed else on_unconfirmed
         self.on_busy = on_busy
+        self.part_order = part_order
         self.max_part_seconds = max_part_seconds
         self.on_too_long = on_too_long
         self.lease_seconds = lease_seconds
@@ -215,6 +224,10 @@ class SymblAppendVideoOperator(BaseOperator):
             raise AirflowFailException(f"on_unconfirmed must be one of {ON_UNCONFIRMED}, got {self.on_unconfirmed!r}")
         if self.on_busy not in ON_BUSY:
             raise AirflowFailException(f"on_busy must be one of {ON_BUSY}, got {self.on_busy!r}")
+        try:
+            self.part_order = check_part_order(self.part_order)
+        except ValueError as exc:
+            raise AirflowFailException(str(exc)) from None
         if self.on_too_long not in ON_TOO_LONG:
             raise AirflowFailException(f"on_too_long must be one of {ON_TOO_LONG}, got {self.on_too_long!r}")
         try:
@@ -244,10 +257,10 @@ class SymblAppendVideoOperator(BaseOperator):
             except LedgerError as exc:
                 raise AirflowFailException(str(exc)) from None
             keys = [s for s in sources if isinstance(s, str)]
-            if keys != sorted(keys):
+            if not (is_sorted(keys, self.part_order) or is_sorted(keys, KEY)):  # key: a conversation from before
                 raise AirflowFailException(
-                    f"with ledger_uri, S3 key order is append order, but source lists {keys} out of key order; "
-                    "name the parts so that they sort (part-001.mp4, part-002.mp4, ...) and list them sorted"
+                    f"with ledger_uri, the list is the append order, but source lists {keys} in neither "
+                    f"{self.part_order} nor key order; list them as {sorted_parts(keys, self.part_order)}"
                 )
         if not (isinstance(self.poll_interval, (int, float)) and self.poll_interval > 0):
             raise AirflowFailException(f"poll_interval must be a positive number, got {self.poll_interval!r}")
