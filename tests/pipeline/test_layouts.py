@@ -164,10 +164,10 @@ def test_event_mode_with_a_wav_part_through_s3_notifications(s3, bucket):
 
     async def drain() -> list[dict]:
         payloads = []
-        for _ in range(3):
+        for _ in range(8):  # until the queue is empty
             gen = trigger.run()
             try:
-                event = await asyncio.wait_for(gen.__anext__(), 5)
+                event = await asyncio.wait_for(gen.__anext__(), 10)
             except TimeoutError:
                 break
             finally:
