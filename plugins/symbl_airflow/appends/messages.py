@@ -293,3 +293,18 @@ def lease_held_for_edit(ledger_uri: str, lease: Lease) -> str:
         f"{ledger_uri} is held by {lease.owner} until {_iso(lease.expires_at)}: a writer may be sending right "
         "now. Wait until it is done (or add --force if you know it is dead)."
     )
+
+
+def out_of_order(ledger: Ledger, uris: list[str], order_name: str) -> str:
+    from symbl_airflow.ordering import NATURAL, sorted_parts
+
+    expected = sorted_parts(uris, order_name)
+    how = (
+        "case-insensitive, numbers by value: 'Recording 2' before 'Recording 10'"
+        if order_name == NATURAL
+        else "plain S3 key order, the order this conversation was built in before part_order existed"
+    )
+    return (
+        f"with ledger_uri, the parts of conversation ledger {ledger.uri} go in {order_name} order ({how}), but "
+        f"source lists them as {uris}; list them as {expected} (the example pipeline's discovery does)"
+    )

@@ -291,6 +291,7 @@ class SymblAppendVideoOperator(BaseOperator):
             conversation_id=conversation_id,
             on_unconfirmed=on_unconfirmed,
             on_busy=self.on_busy,
+            part_order=self.part_order,
             max_part_seconds=max_part_seconds,
             on_too_long=self.on_too_long,
             strict_order=self.strict_order,
