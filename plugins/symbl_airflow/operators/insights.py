@@ -54,17 +54,8 @@ DEFAULT_INSIGHT_PARAMS: dict[str, dict[str, Any]] = {
 OUTPUT_INDEX_FILE_NAME = "index.json"
 INDEX_FILE_NAME = OUTPUT_INDEX_FILE_NAME  # the 0.x name
 CONTENT_TYPE = "application/json"
-#: Key holding the list in list-shaped payloads (trackers are a top-level array).
-_LIST_KEYS: dict[str, str] = {
-    "messages": "messages",
-    "topics": "topics",
-    "questions": "questions",
-    "action_items": "actionItems",
-    "follow_ups": "followUps",
-    "entities": "entities",
-    "summary": "summary",
-    "members": "members",
-}
+#: Key holding the list in list-shaped payloads (trackers are a top-level array): the tables' keys + members.
+_LIST_KEYS: dict[str, str] = {**T.LIST_KEYS, "members": "members"}
 
 
 def _canonical_kind(kind: object) -> str | None:

@@ -22,11 +22,20 @@ from symbl_airflow.tables.meeting import (
     meeting_date,
     read_json_object,
 )
-from symbl_airflow.tables.rows import Flattener, common_columns, table_rows
+from symbl_airflow.tables.rows import LIST_KEYS, Flattener, common_columns, table_rows
 from symbl_airflow.tables.schema import SOURCE_KIND, TABLE_KINDS
 from symbl_airflow.tables.writer import FORMATS, check_format, write_tables
 
-__all__ = ["FORMATS", "TABLE_KINDS", "TablesConfig", "nothing_new", "publish", "read_json_object", "resolve_config"]
+__all__ = [
+    "FORMATS",
+    "LIST_KEYS",
+    "TABLE_KINDS",
+    "TablesConfig",
+    "nothing_new",
+    "publish",
+    "read_json_object",
+    "resolve_config",
+]
 DEFAULT_TABLES_PREFIX = "tables/"
 
 

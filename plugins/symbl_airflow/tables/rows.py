@@ -17,7 +17,7 @@ from typing import Any
 from symbl_airflow.tables.schema import SOURCE_KIND, TABLE_KINDS, column_names
 
 #: Key of the item list in each list-shaped insight (trackers are a top-level array).
-_LIST_KEYS = {
+LIST_KEYS = {
     "messages": "messages",
     "topics": "topics",
     "questions": "questions",
@@ -278,7 +278,7 @@ def items_of(kind: str, payload: Any) -> list[Mapping]:
     if kind == "trackers":
         found = payload
     else:
-        found = payload.get(_LIST_KEYS[kind]) if isinstance(payload, Mapping) else None
+        found = payload.get(LIST_KEYS[kind]) if isinstance(payload, Mapping) else None
     return [item for item in found if isinstance(item, Mapping)] if isinstance(found, list) else []
 
 
@@ -290,7 +290,7 @@ def table_rows(
     builders: dict[str, Callable[[Any], list[dict]]] = {
         "conversations": lambda p: flat.conversations(p, payloads),
         "analytics": flat.analytics,
-        **{k: (lambda p, k=k: getattr(flat, k)(items_of(k, p))) for k in _LIST_KEYS | {"trackers": ""}},
+        **{k: (lambda p, k=k: getattr(flat, k)(items_of(k, p))) for k in LIST_KEYS | {"trackers": ""}},
     }
     out: dict[str, list[dict]] = {}
     for table in TABLE_KINDS:
