@@ -1,7 +1,8 @@
-"""SymblAppendVideoOperator: S3 videos -> one Symbl conversation, in order, exactly once.
+"""SymblAppendVideoOperator: S3 recordings -> one Symbl conversation, in order, exactly once.
 
-The first video of a conversation is POSTed (Symbl creates the conversation), every further one is
-PUT to ``/v1/process/video/{conversationId}``. What was sent where lives in a per-conversation
+The first part of a conversation is POSTed (Symbl creates the conversation), every further one is
+PUT to ``/v1/process/{video|audio}/{conversationId}``: the API is chosen by the media's content
+(:mod:`symbl_airflow.media`). What was sent where lives in a per-conversation
 *ledger* (``symbl_airflow.ledger``): an S3 object shared by every run, task and deployment when
 ``ledger_uri`` is given, else the task instance's ``task_state_store`` (retries of one task only).
 The operator holds parameters, validation, defer and resume; the work is the append engine's
@@ -47,17 +48,22 @@ RESUME_METHOD_NAME = "resume_append"
 
 class SymblAppendVideoOperator(BaseOperator):
     """
-    Append one or more MP4 videos from S3 to a Symbl conversation, strictly in order, each exactly once.
+    Append recordings from S3 to a Symbl conversation, strictly in order, each exactly once.
 
-    :param source: ``s3://bucket/key.mp4`` or a list of them, appended in list order (with a
-        ``ledger_uri``: in key order, which the list must follow). (templated)
+    Each source is recognised by its content: MP4 video goes to the video API, the audio formats Symbl's
+    audio API takes go there as they are, other containers are converted (``symbl-airflow[media]``),
+    parts over ``max_part_seconds`` are cut into segments; objects that are not recordings are named in
+    the log and the XCom's ``ignored``.
+
+    :param source: ``s3://bucket/key.mp4`` (or ``.m4a``, ``.wav``, ``.webm`` ...) or a list of them, appended
+        in list order (with a ``ledger_uri``: in ``part_order``, which the list must follow). (templated)
     :param conversation_id: Symbl conversation to append to; None or empty creates a new conversation
         with the first video (POST), or continues the ledger's. (templated)
     :param ledger_uri: ``s3://.../_symbl.json``: the conversation's ledger, shared by every run, task and
         deployment that appends to it. With it: parts already in the conversation are skipped, a part is
         recorded as *sending* before its first byte and as *accepted* right after, one writer at a time
-        (a lease), no part after a failed job, key order is append order (a late part is reported, never
-        appended). Without it the same record lives in this task instance's ``task_state_store``, which
+        (a lease), no part after a failed job, ``part_order`` is append order (a late part is reported,
+        never appended). Without it the same record lives in this task instance's ``task_state_store``, which
         only its retries see. (templated)
     :param state_uri: the 0.1 name of ``ledger_uri`` (deprecated; the old file is upgraded in place).
     :param symbl_conn_id: Symbl connection (host = base URL, login = App ID, password = App Secret).
@@ -102,7 +108,8 @@ class SymblAppendVideoOperator(BaseOperator):
         task instance appended (``job_ids[i]`` belongs to ``sources[i]``; also aligned ``media_seconds``
         and ``accepted_at``, the sensor's polling hints); with a ledger also ``skipped``
         (already in the conversation), ``changed`` (appended before, S3 now holds other bytes: not
-        re-sent) and ``late`` (landed after a later part was appended: never appended).
+        re-sent) and ``late`` (landed after a later part was appended: never appended); ``ignored``
+        (``[{"uri", "reason"}]``: sources that are not recordings, never sent).
     """
 
     template_fields: Sequence[str] = (
