@@ -78,3 +78,22 @@ def test_snapping_a_plan_made_before_the_media_was_read():
     assert [s.start for s in exact] == [0.0, 30.0, 60.0]
     with pytest.raises(UncuttableError, match="more than 40 s"):
         snap_to_keyframes(planned, [0, 10, 60], 100.0, 40.0)
+
+
+def test_a_length_the_headers_do_not_give_is_sent_whole_and_said(caplog):
+    """Not cut (nothing to plan from), never silently: the task log names the part and the risk."""
+    import logging
+
+    from symbl_airflow.media.base import Inspection
+    from symbl_airflow.media.container import with_segments
+
+    unknown = Inspection(kind="audio", endpoint="audio", content_type="", media_seconds=None)
+    with caplog.at_level(logging.INFO, logger="symbl_airflow"):
+        result = with_segments(unknown, 14_400, "split", "s3://b/m/part-2.aac")
+    assert result.segments == ()
+    assert any("s3://b/m/part-2.aac" in r.getMessage() and "sent whole" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    known = Inspection(kind="audio", endpoint="audio", content_type="", media_seconds=60.0)
+    with caplog.at_level(logging.INFO, logger="symbl_airflow"):
+        assert with_segments(known, 14_400, "split", "s3://b/m/part-3.aac").segments == ()
+    assert not any("sent whole" in r.getMessage() for r in caplog.records)

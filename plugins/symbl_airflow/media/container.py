@@ -62,6 +62,13 @@ def with_segments(inspection: Inspection, max_part_seconds: float, on_too_long: 
     before anything is sent; ``on_too_long="fail"`` refuses it instead). Unknown lengths are not cut."""
     seconds = inspection.media_seconds
     check_length(seconds, max_part_seconds, on_too_long, uri)
+    if seconds is None:  # sent, but never silently: a part over Symbl's limit would fail its job
+        log.info(
+            "%s: its length is not in its headers, so it is sent whole, uncut; if it lasts longer than %s, "
+            "Symbl fails its job and the conversation stops there",
+            uri,
+            clock(max_part_seconds),
+        )
     if not seconds or seconds <= max_part_seconds:
         return replace(inspection, segments=())
     planned = plan_segments(seconds, cut_limit(max_part_seconds))
